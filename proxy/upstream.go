@@ -1,0 +1,62 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Upstream describes the real mail server behind the proxy.
+type Upstream struct {
+	Address   string      // host:port
+	TLS       TLSMode     // TLSImplicit or TLSStartTLS (TLSNone only in tests)
+	Mechanism string      // "XOAUTH2" or "OAUTHBEARER"
+	TLSConfig *tls.Config // ServerName and RootCAs (system roots plus ca_file)
+}
+
+// DialTimeout bounds TCP connect plus the implicit TLS handshake to the
+// upstream, so a dead upstream fails a login quickly (NO [UNAVAILABLE]).
+const DialTimeout = 15 * time.Second
+
+// KeepAlive is the TCP keepalive period for both legs of a session: IMAP
+// sessions idle for 30 minutes and more (RFC 2177), and NAT boxes in between
+// forget quiet flows long before that.
+const KeepAlive = 2 * time.Minute
+
+// Dial connects to the upstream and, for TLSImplicit, completes the TLS
+// handshake. STARTTLS is the protocol package's job.
+func (u *Upstream) Dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: KeepAlive}
+	conn, err := d.DialContext(ctx, "tcp", u.Address)
+	if err != nil {
+		return nil, fmt.Errorf("dial upstream %s: %w", u.Address, err)
+	}
+	if u.TLS != TLSImplicit {
+		return conn, nil
+	}
+	tc := tls.Client(conn, u.ClientTLS())
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tls handshake with upstream %s: %w", u.Address, err)
+	}
+	return tc, nil
+}
+
+// ClientTLS returns the TLS client config for the upstream, with ServerName
+// taken from Address when the config has none.
+func (u *Upstream) ClientTLS() *tls.Config {
+	cfg := &tls.Config{}
+	if u.TLSConfig != nil {
+		cfg = u.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(u.Address); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	return cfg
+}
