@@ -1,0 +1,117 @@
+package store
+
+import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// keyFileSize is the size of the master key file: 256 random bits.
+const keyFileSize = 32
+
+// HKDF info strings. Each purpose gets its own key, so the app-password key
+// and the token key are independent (field note 27: token encryption must
+// not depend on the client's password, nor the other way round).
+const (
+	infoAppPassword  = "mailgate app-password v1"
+	infoRefreshToken = "mailgate refresh-token v1"
+)
+
+// keys holds the keys derived from the key file.
+type keys struct {
+	pwMAC    []byte      // HMAC-SHA-256 key for app-password hashes
+	token    cipher.AEAD // XChaCha20-Poly1305 for refresh tokens
+	tokenKID string      // id of the token key, stored with each sealed token
+}
+
+// loadKeys reads the key file, creating it first if it does not exist, and
+// derives the purpose keys from it.
+func loadKeys(path string) (*keys, error) {
+	master, err := readOrCreateKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return deriveKeys(master)
+}
+
+func deriveKeys(master []byte) (*keys, error) {
+	pw, err := hkdf.Key(sha256.New, master, nil, infoAppPassword, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive app-password key: %w", err)
+	}
+	tk, err := hkdf.Key(sha256.New, master, nil, infoRefreshToken, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("derive token key: %w", err)
+	}
+	aead, err := chacha20poly1305.NewX(tk)
+	if err != nil {
+		return nil, fmt.Errorf("token cipher: %w", err)
+	}
+	return &keys{pwMAC: pw, token: aead, tokenKID: keyID(tk)}, nil
+}
+
+// keyID names a key without revealing it: the first 8 bytes of its SHA-256,
+// in hex. Stored with each sealed token so that a future key rotation knows
+// which key opens which record.
+func keyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:8])
+}
+
+func readOrCreateKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := createKeyFile(path); err != nil {
+			return nil, err
+		}
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if len(b) != keyFileSize {
+		return nil, fmt.Errorf("%w: key file %s has %d bytes, want %d", ErrInvalid, path, len(b), keyFileSize)
+	}
+	return b, nil
+}
+
+// createKeyFile writes 32 random bytes to a temporary file and links it into
+// place: the key appears complete or not at all, and if two processes race
+// the first link wins and both then read the same key.
+func createKeyFile(path string) error {
+	dir := filepath.Dir(path)
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".mailgate-key-*")
+	if err != nil {
+		return fmt.Errorf("create key file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	// CreateTemp makes the file 0600 already; Chmod states it.
+	err = errors.Join(f.Chmod(0o600), writeRandom(f), f.Sync(), f.Close())
+	if err != nil {
+		return fmt.Errorf("create key file: %w", err)
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create key file: %w", err)
+	}
+	return nil
+}
+
+func writeRandom(f *os.File) error {
+	b := make([]byte, keyFileSize)
+	rand.Read(b) // never fails since Go 1.24; it crashes the program instead
+	_, err := f.Write(b)
+	return err
+}

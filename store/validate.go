@@ -1,0 +1,87 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Scopes an app password can carry: the protocol it may log in to.
+const (
+	ScopeIMAP = "imap"
+	ScopeSMTP = "smtp"
+)
+
+// maxNameLen is the longest password name, in characters.
+const maxNameLen = 64
+
+// CanonicalMailbox returns the form mailboxes are stored under: trimmed and
+// lower-cased. It rejects an empty address, one without exactly one "@" or
+// with an empty local part or domain, and one with spaces or control
+// characters (ErrInvalid).
+func CanonicalMailbox(mailbox string) (string, error) {
+	m := strings.ToLower(strings.TrimSpace(mailbox))
+	local, domain, ok := strings.Cut(m, "@")
+	switch {
+	case m == "":
+		return "", fmt.Errorf("%w: empty mailbox", ErrInvalid)
+	case !ok || strings.Contains(domain, "@"):
+		return "", fmt.Errorf("%w: mailbox %q needs exactly one @", ErrInvalid, m)
+	case local == "" || domain == "":
+		return "", fmt.Errorf("%w: mailbox %q needs a local part and a domain", ErrInvalid, m)
+	case !utf8.ValidString(m) || strings.IndexFunc(m, badMailboxRune) >= 0:
+		return "", fmt.Errorf("%w: mailbox %q has spaces or control characters", ErrInvalid, m)
+	}
+	return m, nil
+}
+
+func badMailboxRune(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r)
+}
+
+// checkName trims a password name and checks it is 1..64 printable
+// characters.
+func checkName(name string) (string, error) {
+	n := strings.TrimSpace(name)
+	switch {
+	case n == "":
+		return "", fmt.Errorf("%w: empty password name", ErrInvalid)
+	case !utf8.ValidString(n):
+		return "", fmt.Errorf("%w: password name is not UTF-8", ErrInvalid)
+	case utf8.RuneCountInString(n) > maxNameLen:
+		return "", fmt.Errorf("%w: password name longer than %d characters", ErrInvalid, maxNameLen)
+	case strings.IndexFunc(n, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return "", fmt.Errorf("%w: password name has control characters", ErrInvalid)
+	}
+	return n, nil
+}
+
+// checkScopes lower-cases, de-duplicates and sorts scopes; nil or empty means
+// both protocols.
+func checkScopes(scopes []string) ([]string, error) {
+	if len(scopes) == 0 {
+		return []string{ScopeIMAP, ScopeSMTP}, nil
+	}
+	var out []string
+	for _, sc := range scopes {
+		sc = strings.ToLower(strings.TrimSpace(sc))
+		if sc != ScopeIMAP && sc != ScopeSMTP {
+			return nil, fmt.Errorf("%w: unknown scope %q (want %s or %s)", ErrInvalid, sc, ScopeIMAP, ScopeSMTP)
+		}
+		out = append(out, sc)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// checkProvider accepts a short printable provider name without NUL (NUL
+// separates the parts of a token key and of the sealing associated data).
+func checkProvider(provider string) error {
+	if provider == "" || len(provider) > maxNameLen ||
+		strings.IndexFunc(provider, badMailboxRune) >= 0 {
+		return fmt.Errorf("%w: provider name %q", ErrInvalid, provider)
+	}
+	return nil
+}
