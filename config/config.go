@@ -1,0 +1,232 @@
+// Package config turns one YAML file into a validated Config.
+//
+// The file is decoded into a raw form with unknown keys refused, then
+// defaults are applied, then every value is checked; each error names the
+// file, the line and the key (soju's config does the same). Only cmd imports
+// this package: it turns a Config into the Options of each component, so no
+// other package depends on YAML.
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+// DefaultFile is the config file used when neither the -config flag nor
+// $MAILGATE_CONFIG names one.
+const DefaultFile = "./mailgate.yaml"
+
+// EnvFile is the environment variable that names the config file.
+const EnvFile = "MAILGATE_CONFIG"
+
+// TLS modes of a listener or an upstream, as written in the file. They match
+// proxy.TLSMode's values; cmd converts with proxy.TLSMode(s).
+const (
+	TLSImplicit = "implicit" // TLS from the first byte (993, 465)
+	TLSStartTLS = "starttls" // plaintext greeting, then STARTTLS (143, 587)
+	TLSNone     = "none"     // no TLS: loopback, or forced
+)
+
+// SASL mechanisms for the upstream login, as written in the file (lower case).
+const (
+	MechXOAUTH2     = "xoauth2"
+	MechOAUTHBEARER = "oauthbearer" // RFC 7628
+)
+
+// OAuth providers.
+const (
+	ProviderMicrosoft = "microsoft"
+	ProviderGoogle    = "google"
+	ProviderGeneric   = "generic"
+)
+
+// OAuth flows.
+const (
+	FlowDelegated = "delegated" // a refresh token per mailbox, linked by a person
+	FlowApp       = "app"       // client credentials (Microsoft) or a service account (Google)
+)
+
+// Config is a loaded and validated mailgate configuration. All relative
+// paths have been made relative to the directory of the config file.
+type Config struct {
+	File     string // path it was loaded from, for messages
+	Hostname string // the name clients are told to use (and the certificate must cover)
+	Store    Store
+	Admin    Admin
+	TLS      TLS
+	IMAP     Proto
+	SMTP     SMTP
+	OAuth    OAuth
+	Accounts Accounts
+	Log      Log
+}
+
+// Store locates the bbolt database and the key that seals refresh tokens.
+type Store struct {
+	Path    string `yaml:"path"`
+	KeyFile string `yaml:"key_file"` // 32 random bytes, created by the store if missing
+}
+
+// Admin locates the unix socket the daemon serves for the CLI.
+type Admin struct {
+	Socket string `yaml:"socket"`
+}
+
+// TLS holds the server certificate and the default minimum TLS version.
+// CertFile and KeyFile are both set or both empty; cmd decides whether it
+// needs them.
+type TLS struct {
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	MinVersion string `yaml:"min_version"` // "1.0" to "1.3"
+}
+
+// Proto is the front end of one protocol: where clients connect and which
+// upstream their sessions go to. An empty Listen disables the protocol.
+type Proto struct {
+	Listen   []Listener `yaml:"listen"`
+	Upstream Upstream   `yaml:"upstream"`
+}
+
+// SMTP is the submission front end.
+type SMTP struct {
+	Proto `yaml:",inline"`
+	// MaxMessageSize in bytes; 0 means the upstream's SIZE (RFC 1870).
+	MaxMessageSize int64 `yaml:"max_message_size"`
+}
+
+// Listener is one address clients connect to.
+type Listener struct {
+	Address    string `yaml:"address"`     // host:port; ":993" listens on every address
+	TLS        string `yaml:"tls"`         // TLSImplicit, TLSStartTLS or TLSNone
+	Force      bool   `yaml:"force"`       // allow TLSNone on a non-loopback address
+	MinVersion string `yaml:"min_version"` // overrides TLS.MinVersion when set
+}
+
+// Upstream is the real mail server behind the proxy.
+type Upstream struct {
+	Address   string `yaml:"address"`   // host:port
+	TLS       string `yaml:"tls"`       // TLSImplicit or TLSStartTLS (TLSNone to loopback only)
+	Mechanism string `yaml:"mechanism"` // MechXOAUTH2 or MechOAUTHBEARER
+	CAFile    string `yaml:"ca_file"`   // extra roots in PEM, added to the system's
+}
+
+// OAuth describes how mailgate gets access tokens for the upstream.
+// Empty URLs for microsoft and google mean the provider's own endpoints.
+type OAuth struct {
+	Provider               string   `yaml:"provider"` // ProviderMicrosoft, ProviderGoogle or ProviderGeneric
+	Flow                   string   `yaml:"flow"`     // FlowDelegated or FlowApp
+	Tenant                 string   `yaml:"tenant"`   // microsoft: directory name or ID
+	ClientID               string   `yaml:"client_id"`
+	ClientSecret           string   `yaml:"client_secret"`      // inline, or read from ClientSecretFile by Load
+	ClientSecretFile       string   `yaml:"client_secret_file"` // mutually exclusive with an inline secret
+	TokenURL               string   `yaml:"token_url"`
+	DeviceAuthorizationURL string   `yaml:"device_authorization_url"` // RFC 8628
+	AuthURL                string   `yaml:"auth_url"`                 // authorization endpoint (code flow)
+	RedirectURL            string   `yaml:"redirect_url"`             // code flow; default "http://localhost"
+	Scopes                 []string `yaml:"scopes"`                   // default per provider and flow
+	ServiceAccountFile     string   `yaml:"service_account_file"`     // google app flow: JSON key
+	// ServiceAccountKey is the content of ServiceAccountFile, read by Load.
+	ServiceAccountKey []byte `yaml:"-"`
+}
+
+// Accounts limits who may hold app passwords.
+type Accounts struct {
+	Domains      []string // lower case; empty means anyone the provider accepts
+	MaxPasswords int      // per mailbox, 1 to 1000
+}
+
+// Log configures the daemon's slog handler.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Find returns the config file to load: the -config flag's value if set,
+// else $MAILGATE_CONFIG, else DefaultFile.
+func Find(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := os.Getenv(EnvFile); env != "" {
+		return env
+	}
+	return DefaultFile
+}
+
+// Load reads the file at path, parses it and reads the secrets it names by
+// file (oauth.client_secret_file, oauth.service_account_file).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, d, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.resolveSecrets(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a config; name is the file name used in
+// messages and as the base of relative paths. It reads no files, so secrets
+// named by *_file keys stay unresolved (Load resolves them).
+func Parse(name string, data []byte) (*Config, error) {
+	c, _, err := parse(name, data)
+	return c, err
+}
+
+func parse(name string, data []byte) (*Config, *doc, error) {
+	d, raw, err := decode(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := d.build(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := d.validate(c); err != nil {
+		return nil, nil, err
+	}
+	return c, d, nil
+}
+
+// tlsVersions maps the config's names to crypto/tls constants.
+var tlsVersions = map[string]uint16{
+	"1.0": tls.VersionTLS10,
+	"1.1": tls.VersionTLS11,
+	"1.2": tls.VersionTLS12,
+	"1.3": tls.VersionTLS13,
+}
+
+// TLSVersion returns the minimum TLS version for l as a crypto/tls constant:
+// l.MinVersion if set, else TLS.MinVersion.
+func (c *Config) TLSVersion(l Listener) (uint16, error) {
+	name := l.MinVersion
+	if name == "" {
+		name = c.TLS.MinVersion
+	}
+	v, ok := tlsVersions[name]
+	if !ok {
+		return 0, fmt.Errorf("unknown tls version %q (want 1.0, 1.1, 1.2 or 1.3)", name)
+	}
+	return v, nil
+}
+
+// SlogLevel returns Level as a slog.Level (info when unset).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

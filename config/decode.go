@@ -1,0 +1,158 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// rawConfig is the file as written, before defaults. It reuses the exported
+// types where a zero value and a missing key mean the same thing.
+type rawConfig struct {
+	Hostname string      `yaml:"hostname"`
+	Store    Store       `yaml:"store"`
+	Admin    Admin       `yaml:"admin"`
+	TLS      TLS         `yaml:"tls"`
+	IMAP     Proto       `yaml:"imap"`
+	SMTP     SMTP        `yaml:"smtp"`
+	OAuth    OAuth       `yaml:"oauth"`
+	Accounts rawAccounts `yaml:"accounts"`
+	Log      Log         `yaml:"log"`
+}
+
+type rawAccounts struct {
+	Domains      []string `yaml:"domains"`
+	MaxPasswords *int     `yaml:"max_passwords"` // nil: default; an explicit 0 is an error
+}
+
+// doc remembers where each key of the file is, so that errors found after
+// decoding still name their line.
+type doc struct {
+	file    string
+	lines   map[string]int // key path -> line of the key (or of the list item)
+	entries []entry        // in file order, to place yaml's own errors
+}
+
+type entry struct {
+	path string
+	name string // the key, or "" for a list item
+	val  *yaml.Node
+}
+
+// decode reads exactly one YAML document into a rawConfig, refusing unknown
+// keys. It decodes twice: once into a yaml.Node for line numbers (Node.Decode
+// cannot refuse unknown keys), once into rawConfig with KnownFields(true).
+func decode(name string, data []byte) (*doc, *rawConfig, error) {
+	d := &doc{file: name, lines: map[string]int{}}
+	root, err := d.document(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.walk(root, "")
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var raw rawConfig
+	if err := dec.Decode(&raw); err != nil {
+		return nil, nil, d.yamlError(err)
+	}
+	return d, &raw, nil
+}
+
+// document returns the top-level mapping of the only document in data.
+func (d *doc) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root, next yaml.Node
+	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
+		return nil, &Error{File: d.file, Err: ErrEmpty}
+	} else if err != nil {
+		return nil, d.yamlError(err)
+	}
+	if err := dec.Decode(&next); err == nil {
+		return nil, &Error{File: d.file, Line: next.Line, Err: ErrMultipleDocuments}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, d.yamlError(err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &Error{File: d.file, Err: ErrEmpty}
+	}
+	top := root.Content[0]
+	if top.Kind == yaml.ScalarNode && top.ShortTag() == "!!null" {
+		return nil, &Error{File: d.file, Line: top.Line, Err: ErrEmpty}
+	}
+	if top.Kind != yaml.MappingNode {
+		return nil, &Error{File: d.file, Line: top.Line, Err: errors.New("want a mapping of keys at the top level")}
+	}
+	return top, nil
+}
+
+// walk records the line of every key and list item under n. Aliases are
+// not followed: their targets are recorded where they are defined, and
+// following them could loop.
+func (d *doc) walk(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := joinKey(path, k.Value)
+			d.record(p, k.Value, k.Line, v)
+			d.walk(v, p)
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			d.record(p, "", v.Line, v)
+			d.walk(v, p)
+		}
+	}
+}
+
+func (d *doc) record(path, name string, line int, v *yaml.Node) {
+	if _, dup := d.lines[path]; !dup {
+		d.lines[path] = line
+	}
+	d.entries = append(d.entries, entry{path: path, name: name, val: v})
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// parentKey strips the last element: "a.b[1]" -> "a.b" -> "a" -> "".
+func parentKey(key string) string {
+	if strings.HasSuffix(key, "]") {
+		return key[:strings.LastIndexByte(key, '[')]
+	}
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		return key[:i]
+	}
+	return ""
+}
+
+// line returns the line of key, or of its nearest ancestor present in the
+// file when key was left out (a missing required key points at its section).
+func (d *doc) line(key string) int {
+	for k := key; k != ""; k = parentKey(k) {
+		if l, ok := d.lines[k]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+// errorf returns an *Error for key, placed at key's line.
+func (d *doc) errorf(key, format string, args ...any) error {
+	return &Error{File: d.file, Line: d.line(key), Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// wrap returns an *Error for key with err as its problem.
+func (d *doc) wrap(key string, err error) error {
+	return &Error{File: d.file, Line: d.line(key), Key: key, Err: err}
+}

@@ -1,0 +1,173 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Defaults for keys left out of the file.
+const (
+	DefaultStorePath     = "/var/lib/mailgate/mailgate.db"
+	DefaultMinVersion    = "1.2" // Go's own server default; "1.0" is for Windows 7 only
+	DefaultMaxPasswords  = 40    // per mailbox, as Microsoft allows app passwords
+	DefaultRedirectURL   = "http://localhost"
+	defaultKeyFileName   = "mailgate.key"
+	defaultAdminSockName = "admin.sock"
+)
+
+// upstreamDefaults are the providers' submission and IMAP servers.
+var upstreamDefaults = map[string]struct{ imap, smtp Upstream }{
+	ProviderMicrosoft: {
+		imap: Upstream{Address: "outlook.office365.com:993", TLS: TLSImplicit},
+		smtp: Upstream{Address: "smtp.office365.com:587", TLS: TLSStartTLS},
+	},
+	ProviderGoogle: {
+		imap: Upstream{Address: "imap.gmail.com:993", TLS: TLSImplicit},
+		smtp: Upstream{Address: "smtp.gmail.com:587", TLS: TLSStartTLS},
+	},
+}
+
+// defaultScopes are keyed by provider + "/" + flow; generic has none.
+var defaultScopes = map[string][]string{
+	ProviderMicrosoft + "/" + FlowDelegated: {
+		"https://outlook.office.com/IMAP.AccessAsUser.All",
+		"https://outlook.office.com/SMTP.Send",
+		"offline_access", // without it there is no refresh token
+	},
+	ProviderMicrosoft + "/" + FlowApp:    {"https://outlook.office365.com/.default"},
+	ProviderGoogle + "/" + FlowDelegated: {"https://mail.google.com/"},
+	ProviderGoogle + "/" + FlowApp:       {"https://mail.google.com/"},
+}
+
+// build applies defaults to raw and makes relative paths relative to the
+// config file's directory. It checks nothing beyond what defaults need.
+func (d *doc) build(raw *rawConfig) (*Config, error) {
+	c := &Config{
+		File:     d.file,
+		Hostname: raw.Hostname,
+		Store:    raw.Store,
+		Admin:    raw.Admin,
+		TLS:      raw.TLS,
+		IMAP:     raw.IMAP,
+		SMTP:     raw.SMTP,
+		OAuth:    raw.OAuth,
+		Accounts: Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
+		Log:      raw.Log,
+	}
+	if raw.Accounts.MaxPasswords != nil {
+		c.Accounts.MaxPasswords = *raw.Accounts.MaxPasswords
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, d.errorf("hostname", "not set, and the machine's name is unknown: %w", err)
+		}
+		c.Hostname = h
+	}
+	d.resolvePaths(c)
+	defaultPaths(c)
+	defaultTLS(c)
+	defaultOAuth(&c.OAuth)
+	c.IMAP.Upstream = defaultUpstream(c.IMAP.Upstream, upstreamDefaults[c.OAuth.Provider].imap)
+	c.SMTP.Upstream = defaultUpstream(c.SMTP.Upstream, upstreamDefaults[c.OAuth.Provider].smtp)
+	defaultLog(&c.Log)
+	return c, nil
+}
+
+// resolvePaths makes every relative path in the file relative to the
+// directory of the file, so the daemon does not depend on its working
+// directory.
+func (d *doc) resolvePaths(c *Config) {
+	dir := filepath.Dir(d.file)
+	for _, p := range []*string{
+		&c.Store.Path, &c.Store.KeyFile, &c.Admin.Socket, &c.TLS.CertFile, &c.TLS.KeyFile,
+		&c.IMAP.Upstream.CAFile, &c.SMTP.Upstream.CAFile,
+		&c.OAuth.ClientSecretFile, &c.OAuth.ServiceAccountFile,
+	} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
+
+// defaultPaths keeps the key and the socket next to the database, so one
+// directory with one owner holds all of mailgate's state.
+func defaultPaths(c *Config) {
+	if c.Store.Path == "" {
+		c.Store.Path = DefaultStorePath
+	}
+	dir := filepath.Dir(c.Store.Path)
+	if c.Store.KeyFile == "" {
+		c.Store.KeyFile = filepath.Join(dir, defaultKeyFileName)
+	}
+	if c.Admin.Socket == "" {
+		c.Admin.Socket = filepath.Join(dir, defaultAdminSockName)
+	}
+}
+
+func defaultTLS(c *Config) {
+	if c.TLS.MinVersion == "" {
+		c.TLS.MinVersion = DefaultMinVersion
+	}
+	// A missing listen key means the standard ports; "listen: []" (empty but
+	// present) disables the protocol.
+	lowerModes(c.IMAP.Listen)
+	lowerModes(c.SMTP.Listen)
+	if c.IMAP.Listen == nil {
+		c.IMAP.Listen = []Listener{{Address: ":993", TLS: TLSImplicit}, {Address: ":143", TLS: TLSStartTLS}}
+	}
+	if c.SMTP.Listen == nil {
+		c.SMTP.Listen = []Listener{{Address: ":465", TLS: TLSImplicit}, {Address: ":587", TLS: TLSStartTLS}}
+	}
+}
+
+func defaultOAuth(o *OAuth) {
+	o.Provider = strings.ToLower(o.Provider)
+	o.Flow = strings.ToLower(o.Flow)
+	if o.Flow == "" {
+		o.Flow = FlowDelegated
+	}
+	if o.RedirectURL == "" {
+		o.RedirectURL = DefaultRedirectURL
+	}
+	if len(o.Scopes) == 0 { // "scopes: []" as in the documented example also means the default
+		o.Scopes = slices.Clone(defaultScopes[o.Provider+"/"+o.Flow])
+	}
+}
+
+// defaultUpstream fills in the provider's address and TLS mode, and XOAUTH2,
+// which both Microsoft and Google accept. Generic has no defaults for
+// address and TLS: validate asks for them.
+func defaultUpstream(u, def Upstream) Upstream {
+	if u.Address == "" {
+		u.Address = def.Address
+	}
+	u.TLS = strings.ToLower(u.TLS)
+	if u.TLS == "" {
+		u.TLS = def.TLS
+	}
+	u.Mechanism = strings.ToLower(u.Mechanism)
+	if u.Mechanism == "" {
+		u.Mechanism = MechXOAUTH2
+	}
+	return u
+}
+
+func defaultLog(l *Log) {
+	l.Level = strings.ToLower(l.Level)
+	if l.Level == "" {
+		l.Level = "info"
+	}
+	l.Format = strings.ToLower(l.Format)
+	if l.Format == "" {
+		l.Format = "text"
+	}
+}
+
+func lowerModes(ls []Listener) {
+	for i := range ls {
+		ls[i].TLS = strings.ToLower(ls[i].TLS)
+	}
+}
