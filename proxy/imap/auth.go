@@ -1,0 +1,160 @@
+package imap
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+
+	"mailgate/proxy"
+)
+
+// Fixed replies: the client never learns which check failed (field note 6:
+// keep the connection; style: details go to the log only).
+const (
+	textAuthFailed  = "NO [AUTHENTICATIONFAILED] Authentication failed"
+	textUnavailable = "NO [UNAVAILABLE] Service temporarily unavailable, try again later"
+	textPrivacy     = "NO [PRIVACYREQUIRED] TLS is required to log in"
+)
+
+// handleLogin takes LOGIN userid password, each an atom, a quoted string or
+// a literal (field note 5).
+func (c *conn) handleLogin(cmd *command) error {
+	if !c.secure {
+		c.reply("%s %s", cmd.tag, textPrivacy)
+		return nil
+	}
+	if len(cmd.args) != 2 || !isAString(cmd.args[0]) || !isAString(cmd.args[1]) {
+		c.reply("%s BAD Syntax error in LOGIN", cmd.tag)
+		return nil
+	}
+	return c.login(cmd.tag, cmd.args[0].val, cmd.args[1].val)
+}
+
+func isAString(a arg) bool { return a.kind == argAtom || a.kind == argString }
+
+// handleAuthenticate runs AUTHENTICATE PLAIN or LOGIN, with or without an
+// initial response (RFC 4959 SASL-IR; "=" is an empty one).
+func (c *conn) handleAuthenticate(cmd *command) error {
+	if !c.secure {
+		c.reply("%s %s", cmd.tag, textPrivacy)
+		return nil
+	}
+	if len(cmd.args) < 1 || len(cmd.args) > 2 || cmd.args[0].kind != argAtom ||
+		(len(cmd.args) == 2 && cmd.args[1].kind != argAtom) {
+		c.reply("%s BAD Syntax error in AUTHENTICATE", cmd.tag)
+		return nil
+	}
+	var user, pass string
+	capture := func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			return errAuthzid
+		}
+		user, pass = username, password
+		return nil
+	}
+	var srv sasl.Server
+	switch strings.ToUpper(cmd.args[0].val) {
+	case sasl.Plain:
+		srv = sasl.NewPlainServer(capture)
+	case proxy.Login:
+		srv = proxy.NewLoginServer(capture)
+	default:
+		c.reply("%s NO Unsupported authentication mechanism", cmd.tag)
+		return nil
+	}
+	var ir []byte
+	if len(cmd.args) == 2 {
+		var ok bool
+		if ir, ok = decodeSASL(cmd.args[1].val); !ok {
+			c.reply("%s BAD Malformed initial response", cmd.tag)
+			return nil
+		}
+	}
+	return c.runSASL(cmd.tag, srv, ir, func() error { return c.login(cmd.tag, user, pass) })
+}
+
+// errAuthzid refuses a PLAIN authorisation identity other than the user.
+var errAuthzid = errors.New("authorization identity differs from user")
+
+// runSASL exchanges challenges until srv is done, then calls login.
+func (c *conn) runSASL(tag string, srv sasl.Server, resp []byte, login func() error) error {
+	for {
+		challenge, done, err := srv.Next(resp)
+		if done && err == nil {
+			return login()
+		}
+		if err != nil {
+			c.s.log.Info("login failed", "remote", c.remote, "err", err)
+			return c.authFailed(tag)
+		}
+		c.reply("+ %s", base64.StdEncoding.EncodeToString(challenge))
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		line, err := readLine(c.br, c.s.opts.MaxLine)
+		if err != nil {
+			return err
+		}
+		if string(line) == "*" { // RFC 3501 section 6.2.2: cancelled
+			c.reply("%s BAD AUTHENTICATE cancelled", tag)
+			return nil
+		}
+		var ok bool
+		if resp, ok = decodeSASL(string(line)); !ok {
+			c.reply("%s BAD Malformed SASL response", tag)
+			return nil
+		}
+	}
+}
+
+// decodeSASL decodes a base64 SASL response; "=" is an empty one (RFC 4959).
+func decodeSASL(s string) ([]byte, bool) {
+	if s == "=" {
+		return []byte{}, true
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	return b, err == nil
+}
+
+// login checks the app password, logs in upstream and relays the session.
+func (c *conn) login(tag, user, pass string) error {
+	if pass == "" {
+		// Old Outlook probes with an empty password to trigger its prompt
+		// (field note 6): no store lookup, and not counted as a failure.
+		c.reply("%s %s", tag, textAuthFailed)
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
+	defer cancel()
+	id, err := c.s.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
+		Username: user, Password: pass, Proto: proxy.ProtoIMAP, Remote: c.remote,
+	})
+	if err == nil {
+		var up *upConn
+		if up, err = c.s.openUpstream(ctx, id.Mailbox); err == nil {
+			return c.handOff(tag, id, up)
+		}
+	}
+	c.s.log.Info("login failed", "remote", c.remote, "user", logSafe(user), "upstream", c.s.opts.Upstream.Address, "err", err)
+	if errors.Is(err, proxy.ErrAuthFailed) {
+		return c.authFailed(tag)
+	}
+	c.reply("%s %s", tag, textUnavailable)
+	return nil
+}
+
+// authFailed answers a failed login. Past MaxFailures the connection ends
+// with BYE, which slows down guessing without hurting a client that retries
+// once with another mechanism (field note 29).
+func (c *conn) authFailed(tag string) error {
+	c.failures++
+	c.reply("%s %s", tag, textAuthFailed)
+	if c.failures > c.s.opts.MaxFailures {
+		c.reply("* BYE Too many failed logins")
+		return errClose
+	}
+	return nil
+}

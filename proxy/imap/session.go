@@ -1,0 +1,48 @@
+package imap
+
+import (
+	"sync"
+	"time"
+
+	"mailgate/proxy"
+)
+
+// handOff tells the client it is logged in and relays the session until
+// either side ends it. The bytes already read on both sides go first: a
+// client may pipeline its next command right after LOGIN.
+func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
+	var once sync.Once
+	closeBoth := func() {
+		once.Do(func() {
+			c.nc.Close()
+			up.nc.Close()
+		})
+	}
+	sess := &proxy.Session{
+		Proto: proxy.ProtoIMAP, Mailbox: id.Mailbox, PasswordID: id.PasswordID,
+		Remote: c.remote, Started: time.Now(), Close: closeBoth,
+	}
+	remove, ok := c.s.track(c.raw, sess)
+	if !ok { // Shutdown has begun
+		up.nc.Close()
+		c.reply("* BYE Server shutting down")
+		return errClose
+	}
+	defer remove()
+	c.reply("%s OK [CAPABILITY %s] Logged in", tag, clientCaps(up.caps))
+	if err := c.bw.Flush(); err != nil {
+		closeBoth()
+		return errHandedOff
+	}
+	c.nc.SetDeadline(time.Time{})
+	clientBuf, _ := c.br.Peek(c.br.Buffered())
+	upBuf, _ := up.br.Peek(up.br.Buffered())
+	st, err := proxy.Relay(c.nc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
+	c.s.log.Info("session ended",
+		"remote", c.remote, "user", id.Mailbox, "password_id", id.PasswordID,
+		"client", c.clientID, "upstream", c.s.opts.Upstream.Address,
+		"duration", time.Since(sess.Started).Round(time.Millisecond),
+		"bytes_in", st.ClientToUpstream, "bytes_out", st.UpstreamToClient,
+		"end", string(st.End), "err", err)
+	return errHandedOff
+}

@@ -1,0 +1,285 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+
+	"mailgate/proxy"
+)
+
+// Upstream limits: a response line and a literal inside one. The upstream is
+// trusted more than a client, but a broken one must not exhaust memory.
+const (
+	upMaxLine    = 64 << 10
+	upMaxLiteral = 1 << 20
+	// upLoginTimeout bounds the whole upstream login when the client's
+	// pre-auth deadline is further away.
+	upLoginTimeout = 30 * time.Second
+)
+
+var (
+	// errTokenRejected: the upstream said NO to the token. Worth one retry
+	// with a fresh token; after that the mailbox needs re-linking.
+	errTokenRejected = fmt.Errorf("upstream refused the token: %w", proxy.ErrAuthFailed)
+	// errNotConnected: the upstream took the token but cannot reach the
+	// mailbox (field note 12: "User is authenticated but not connected").
+	errNotConnected = fmt.Errorf("upstream mailbox probe failed: %w", proxy.ErrAuthFailed)
+	// errUpstreamProto covers everything else an upstream can do wrong.
+	errUpstreamProto = fmt.Errorf("upstream protocol error: %w", proxy.ErrUnavailable)
+)
+
+// upConn is an upstream IMAP connection during login.
+type upConn struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	tag  int
+	caps []string // the latest capability list seen
+}
+
+// response is the end of one upstream command.
+type response struct {
+	cont   bool   // a "+" continuation request
+	status string // OK, NO or BAD
+	text   string // after the status, or the continuation's base64
+}
+
+// openUpstream logs in to the upstream for mailbox. A refused token is
+// invalidated and tried once more with a fresh one: the cached token may
+// have been revoked or expired early (field note 11).
+func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, error) {
+	for attempt := 0; ; attempt++ {
+		token, err := s.opts.Tokens.Token(ctx, mailbox)
+		if err != nil {
+			if !errors.Is(err, proxy.ErrAuthFailed) && !errors.Is(err, proxy.ErrUnavailable) {
+				err = fmt.Errorf("token: %w: %w", proxy.ErrUnavailable, err)
+			}
+			return nil, err
+		}
+		up, err := s.tryUpstream(ctx, mailbox, token)
+		if errors.Is(err, errTokenRejected) {
+			s.opts.Tokens.Invalidate(mailbox, token)
+			if attempt == 0 {
+				s.log.Info("upstream refused token, retrying with a fresh one", "user", mailbox, "upstream", s.opts.Upstream.Address)
+				continue
+			}
+		}
+		return up, err
+	}
+}
+
+// tryUpstream dials, authenticates with token and probes the mailbox.
+func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upConn, error) {
+	up, err := s.dialUpstream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := up.login(s.saslClient(mailbox, token)); err != nil {
+		up.nc.Close()
+		return nil, err
+	}
+	up.nc.SetDeadline(time.Time{})
+	return up, nil
+}
+
+func (s *Server) saslClient(mailbox, token string) sasl.Client {
+	if strings.EqualFold(s.opts.Upstream.Mechanism, sasl.OAuthBearer) {
+		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
+	}
+	return proxy.NewXOAUTH2Client(mailbox, token)
+}
+
+// dialUpstream connects, reads the greeting and does STARTTLS if configured.
+func (s *Server) dialUpstream(ctx context.Context) (*upConn, error) {
+	u := &s.opts.Upstream
+	nc, err := u.Dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
+	}
+	deadline := time.Now().Add(upLoginTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	nc.SetDeadline(deadline)
+	up := &upConn{nc: nc, br: bufio.NewReader(nc)}
+	if err := up.greeting(); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if u.TLS == proxy.TLSStartTLS {
+		if err := up.startTLS(u.ClientTLS()); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return up, nil
+}
+
+func (up *upConn) greeting() error {
+	line, err := up.readLine()
+	if err != nil {
+		return fmt.Errorf("upstream greeting: %w: %w", proxy.ErrUnavailable, err)
+	}
+	status, text := splitStatus(strings.TrimPrefix(line, "* "))
+	if !strings.HasPrefix(line, "* ") || status != "OK" {
+		return fmt.Errorf("upstream greeting %q: %w", line, errUpstreamProto)
+	}
+	up.caps = capCode(text)
+	return nil
+}
+
+// startTLS upgrades the upstream connection; capabilities seen before TLS
+// are forgotten (RFC 3501 section 6.2.1).
+func (up *upConn) startTLS(cfg *tls.Config) error {
+	r, err := up.command("STARTTLS")
+	if err != nil {
+		return err
+	}
+	if r.status != "OK" {
+		return fmt.Errorf("upstream STARTTLS: %s %s: %w", r.status, r.text, errUpstreamProto)
+	}
+	tc := tls.Client(up.nc, cfg)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("upstream starttls handshake: %w: %w", proxy.ErrUnavailable, err)
+	}
+	up.nc, up.br, up.caps = tc, bufio.NewReader(tc), nil
+	return nil
+}
+
+// login authenticates, probes the mailbox and makes sure up.caps holds the
+// post-login capabilities.
+func (up *upConn) login(cl sasl.Client) error {
+	if up.caps == nil {
+		if err := up.capability(); err != nil {
+			return err
+		}
+	}
+	if err := up.authenticate(cl); err != nil {
+		return err
+	}
+	// Field note 12: a mailbox-touching command that selects nothing.
+	r, err := up.command(`STATUS INBOX (MESSAGES)`)
+	if err != nil {
+		return err
+	}
+	if r.status != "OK" {
+		return fmt.Errorf("STATUS INBOX: %s %s: %w", r.status, r.text, errNotConnected)
+	}
+	if up.caps == nil {
+		return up.capability()
+	}
+	return nil
+}
+
+func (up *upConn) capability() error {
+	r, err := up.command("CAPABILITY")
+	if err != nil {
+		return err
+	}
+	if r.status != "OK" || up.caps == nil {
+		return fmt.Errorf("upstream CAPABILITY: %s %s: %w", r.status, r.text, errUpstreamProto)
+	}
+	return nil
+}
+
+// authenticate runs the SASL exchange. The initial response goes on the
+// command line when the upstream has SASL-IR (RFC 4959), else after the
+// first "+". An error challenge (Gmail's base64 JSON, field note 23) is
+// answered as the mechanism says and never reaches the client.
+func (up *upConn) authenticate(cl sasl.Client) error {
+	mech, ir, err := cl.Start()
+	if err != nil {
+		return fmt.Errorf("sasl start: %w: %w", proxy.ErrUnavailable, err)
+	}
+	line := "AUTHENTICATE " + mech
+	irSent := up.has("SASL-IR")
+	if irSent && len(ir) == 0 {
+		line += " =" // RFC 4959: an empty initial response
+	} else if irSent {
+		line += " " + encodeSASL(ir)
+	}
+	tag := up.send(line)
+	up.caps = nil // what we knew was the pre-auth list
+	for {
+		r, err := up.read(tag)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !r.cont && r.status == "OK":
+			return nil
+		case !r.cont:
+			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errTokenRejected)
+		case !irSent:
+			irSent = true
+			err = up.writeLine(encodeSASL(ir))
+		default:
+			err = up.writeLine(encodeSASL(saslNext(cl, r.text)))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// saslNext answers a server challenge. OAUTHBEARER's client refuses error
+// challenges; RFC 7628 section 3.2.3 says to answer them with a lone ^A.
+func saslNext(cl sasl.Client, challenge string) []byte {
+	ch, _ := base64.StdEncoding.DecodeString(challenge)
+	resp, err := cl.Next(ch)
+	if err != nil {
+		return []byte{1}
+	}
+	return resp
+}
+
+// encodeSASL encodes a response; an empty one is an empty line, as Gmail
+// expects after its error challenge (the XOAUTH2 protocol document).
+func encodeSASL(b []byte) string {
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (up *upConn) has(capName string) bool {
+	for _, c := range up.caps {
+		if strings.EqualFold(c, capName) {
+			return true
+		}
+	}
+	return false
+}
+
+// send writes a command with the next tag of our own (m1, m2, ...).
+func (up *upConn) send(line string) string {
+	up.tag++
+	tag := "m" + strconv.Itoa(up.tag)
+	up.writeLine(tag + " " + line) // a write error shows up at the read
+	return tag
+}
+
+func (up *upConn) writeLine(line string) error {
+	_, err := io.WriteString(up.nc, line+"\r\n")
+	if err != nil {
+		return fmt.Errorf("write upstream: %w: %w", proxy.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// command sends line and reads up to its tagged response.
+func (up *upConn) command(line string) (*response, error) {
+	tag := up.send(line)
+	r, err := up.read(tag)
+	if err == nil && r.cont {
+		return nil, fmt.Errorf("unexpected continuation after %q: %w", line, errUpstreamProto)
+	}
+	return r, err
+}
