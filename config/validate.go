@@ -13,11 +13,13 @@ import (
 // 108 bytes including the terminating NUL); bind fails obscurely beyond it.
 const maxSocketPath = 107
 
-// validate checks c in file order, so the first error is the topmost.
+// validate checks c roughly in file order, so the first error is usually
+// the topmost; oauth comes before the upstreams, whose defaults depend on
+// the provider.
 func (d *doc) validate(c *Config) error {
 	for _, check := range []func(*Config) error{
 		d.checkHostname, d.checkStore, d.checkTLS, d.checkListeners,
-		d.checkUpstreams, d.checkOAuth, d.checkAccounts, d.checkLog,
+		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog,
 	} {
 		if err := check(c); err != nil {
 			return err
@@ -179,7 +181,7 @@ func isLoopback(host string) bool {
 }
 
 func (d *doc) checkAccounts(c *Config) error {
-	domains := make([]string, 0, len(c.Accounts.Domains))
+	var domains []string
 	for i, dom := range c.Accounts.Domains {
 		dom = strings.ToLower(strings.TrimSpace(dom))
 		if err := checkDomain(dom); err != nil {

@@ -16,7 +16,7 @@ import (
 var (
 	reLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	reNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-	reType     = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `.*`)? into (\\S+)$")
+	reType     = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (\\S+)$")
 )
 
 // yamlError converts an error from the yaml decoder.
@@ -50,8 +50,10 @@ func (d *doc) yamlMessage(msg string) *Error {
 			e.Err = errors.New("unknown key " + strconv.Quote(f[1]))
 		}
 	} else if t := reType.FindStringSubmatch(m[2]); t != nil {
-		e.Key = d.keyWhere(func(en entry) bool { return en.val.Line == line && en.val.ShortTag() == t[1] })
-		e.Err = errors.New("want " + goTypeWords(t[2]) + ", got " + tagWords(t[1]))
+		e.Key = d.keyWhere(func(en entry) bool {
+			return en.val.Line == line && en.val.ShortTag() == t[1] && snippetOf(en.val.Value, t[2])
+		})
+		e.Err = errors.New("want " + goTypeWords(t[3]) + ", got " + tagWords(t[1]))
 	}
 	return e
 }
@@ -64,6 +66,15 @@ func (d *doc) keyWhere(match func(entry) bool) string {
 		}
 	}
 	return ""
+}
+
+// snippetOf reports whether yaml's quoted snippet (cut to 7 bytes and "..."
+// for values longer than 10) came from value.
+func snippetOf(value, snippet string) bool {
+	if cut, ok := strings.CutSuffix(snippet, "..."); ok && len(value) > 10 {
+		return strings.HasPrefix(value, cut)
+	}
+	return value == snippet
 }
 
 func goTypeWords(t string) string {
