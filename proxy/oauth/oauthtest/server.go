@@ -26,6 +26,7 @@ type Options struct {
 	DeviceInterval int           // device polling interval in seconds; default 1
 	ClientID       string        // if set, requests must name this client
 	ClientSecret   string        // if set, client_credentials must present it
+	NoIDToken      bool          // issue no ID token, like a plain OAuth 2.0 server
 	Logger         *slog.Logger  // default: discard
 }
 
@@ -51,6 +52,7 @@ type Server struct {
 	failCode  int
 	slowN     int
 	tooFast   int
+	requests  int
 	delay     time.Duration
 	loginAs   string
 	pause     chan struct{} // closed by resume; nil when not paused
@@ -237,6 +239,7 @@ func (s *Server) Pause() (held <-chan struct{}, resume func()) {
 // false when it has answered the request itself.
 func (s *Server) gate(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
+	s.requests++
 	pause, held, delay := s.pause, s.held, s.delay
 	s.mu.Unlock()
 	if pause != nil {
@@ -286,4 +289,11 @@ func (s *Server) Refreshes(mailbox string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refreshes[canon(mailbox)]
+}
+
+// TokenRequests counts every request to the token endpoint.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
 }

@@ -39,7 +39,9 @@ func (s *Server) issueLocked(mailbox, clientID, scope string, delegated bool) ma
 	rt := randToken("rt-")
 	s.refresh[rt] = &grant{mailbox: mailbox, clientID: clientID, scope: scope}
 	resp["refresh_token"] = rt
-	resp["id_token"] = s.idToken(mailbox, clientID)
+	if !s.opts.NoIDToken {
+		resp["id_token"] = s.idToken(mailbox, clientID)
+	}
 	return resp
 }
 

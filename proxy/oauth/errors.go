@@ -1,0 +1,136 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// class sorts token endpoint failures by what they mean for the grant.
+type class int
+
+const (
+	transient class = iota // retry later, keep the refresh token
+	dead                   // the grant is dead: link again
+	config                 // our client is refused: an admin must act
+)
+
+// deadGrant lists the RFC 6749 section 5.2 and OpenID Connect error codes
+// that mean the user's grant itself is gone, so only a new link helps.
+// Microsoft puts its reasons (AADSTS70043 expired by Conditional Access,
+// 700082 unused for 90 days, 50173 password changed, 50076 MFA needed) in
+// error_description under invalid_grant or interaction_required.
+// invalid_client and unauthorized_client are not here: they mean our app
+// registration is wrong (a secret expired), and marking every mailbox for
+// re-linking would not fix that.
+var deadGrant = map[string]bool{
+	"invalid_grant":        true,
+	"interaction_required": true,
+	"consent_required":     true,
+	"login_required":       true,
+}
+
+// classify reads a token endpoint error through *oauth2.RetrieveError.
+// Anything else (connection refused, timeout, broken JSON) is transient.
+func classify(err error) (class, string) {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return transient, err.Error()
+	}
+	code, desc := errorFields(re)
+	status := 0
+	if re.Response != nil {
+		status = re.Response.StatusCode
+	}
+	reason := code
+	if reason == "" {
+		reason = fmt.Sprintf("HTTP %d", status)
+	}
+	if desc != "" {
+		reason += ": " + desc
+	}
+	switch {
+	case status == http.StatusTooManyRequests || status >= 500,
+		code == "temporarily_unavailable", code == "server_error":
+		return transient, reason
+	case deadGrant[code]:
+		return dead, reason
+	}
+	return config, reason
+}
+
+// errorFields returns error and error_description. The jwt package leaves
+// them unparsed, so they are read from the JSON body then.
+func errorFields(re *oauth2.RetrieveError) (code, desc string) {
+	code, desc = re.ErrorCode, re.ErrorDescription
+	if code == "" {
+		var body struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(re.Body, &body) == nil {
+			code, desc = body.Error, body.Description
+		}
+	}
+	// Microsoft appends trace and correlation IDs on further lines.
+	desc, _, _ = strings.Cut(desc, "\n")
+	desc = strings.TrimSpace(desc)
+	if len(desc) > 300 {
+		desc = desc[:300]
+	}
+	return code, desc
+}
+
+// retry calls f up to maxAttempts times while it fails transiently, with
+// exponential backoff inside ctx's deadline.
+func (m *Manager) retry(ctx context.Context, f func() (*oauth2.Token, error)) (*oauth2.Token, error) {
+	delay := m.backoff
+	for attempt := 1; ; attempt++ {
+		tok, err := f()
+		if err == nil {
+			return tok, nil
+		}
+		if c, _ := classify(err); c != transient || attempt == maxAttempts {
+			return nil, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		delay *= 2
+	}
+}
+
+// failed turns a token endpoint error into ErrRelink (after recording it:
+// MarkRelink, and the dead refresh token is not sent again), ErrConfig or
+// ErrTransient. Only the delegated flow has a grant to re-link; an app
+// flow's "dead grant" (a Google subject outside the domain, say) is the
+// admin's to fix.
+func (m *Manager) failed(key, mailbox, rt string, err error) error {
+	c, reason := classify(err)
+	log := m.log.With("user", mailbox, "err", reason)
+	switch {
+	case c == dead && rt != "":
+		rerr := fmt.Errorf("%w: %s", ErrRelink, reason)
+		m.cache.Store(key, &entry{deadRT: rt, deadErr: rerr})
+		log.Warn("oauth: provider refused the refresh token; link the mailbox again")
+		if err := m.store.MarkRelink(m.provider, mailbox, reason); err != nil {
+			m.log.Error("oauth: mark relink", "user", mailbox, "err", err)
+		}
+		return rerr
+	case c == transient:
+		log.Warn("oauth: token request failed, will retry later")
+		return fmt.Errorf("%w: %w", ErrTransient, err)
+	}
+	log.Error("oauth: provider refused the client configuration")
+	return fmt.Errorf("%w (%w): %s", ErrConfig, ErrTransient, reason)
+}

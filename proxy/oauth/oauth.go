@@ -1,0 +1,161 @@
+// Package oauth gets OAuth 2.0 access tokens for upstream mailboxes from
+// Microsoft Entra ID, Google or a generic provider: it links mailboxes
+// (device flow, authorization code with PKCE), keeps refresh tokens in a
+// TokenStore, caches access tokens and refreshes each one once however many
+// connections ask at the same time.
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/oauth2/jwt"
+	"golang.org/x/sync/singleflight"
+)
+
+// Provider and flow names, as written in the configuration.
+const (
+	Microsoft = "microsoft"
+	Google    = "google"
+	Generic   = "generic"
+	Delegated = "delegated" // a user links the mailbox; refresh tokens stored
+	App       = "app"       // client credentials or a Google service account
+)
+
+// Options configure a Manager. Zero fields take sensible defaults.
+type Options struct {
+	Provider     string // Microsoft, Google or Generic
+	Flow         string // Delegated (default) or App
+	Tenant       string // Microsoft tenant ID or domain; "common" if empty (delegated only)
+	ClientID     string
+	ClientSecret string
+	// Endpoint overrides; Generic needs TokenURL and, for linking,
+	// DeviceAuthURL or AuthURL.
+	TokenURL, DeviceAuthURL, AuthURL string
+	RedirectURL                      string // auth-code linking; default "http://localhost"
+	Scopes                           []string
+	ServiceAccountJSON               []byte // Google app flow: the key file
+	Store                            TokenStore
+	HTTPClient                       *http.Client // default: 10 s per request, 5 s to connect
+	Logger                           *slog.Logger
+	Now                              func() time.Time
+	// VerifyMailbox checks at link time that accessToken opens mailbox
+	// (cmd logs in upstream with XOAUTH2) when no ID token names the
+	// mailbox. Nil refuses such tokens. Return an error wrapping
+	// ErrWrongMailbox when the upstream refuses the token.
+	VerifyMailbox func(ctx context.Context, mailbox, accessToken string) error
+}
+
+// TokenStore keeps refresh tokens (sealed, in cmd's bbolt store).
+type TokenStore interface {
+	// LoadRefreshToken returns "" and nil when mailbox is not linked.
+	LoadRefreshToken(provider, mailbox string) (string, error)
+	// SaveRefreshToken stores token and records the time of the refresh;
+	// it is called after every successful refresh, rotated or not.
+	SaveRefreshToken(provider, mailbox, token string) error
+	// MarkRelink records that the provider refused the refresh token and
+	// why, so the admin sees which mailboxes need linking again.
+	MarkRelink(provider, mailbox, reason string) error
+}
+
+var (
+	// ErrRelink means the mailbox must be linked again: not linked, or the
+	// provider said the grant is dead (invalid_grant, interaction_required).
+	// Clients get IMAP NO [AUTHENTICATIONFAILED]. The error text carries the
+	// provider's reason, like "AADSTS70043".
+	ErrRelink = errors.New("oauth: mailbox must be linked again")
+	// ErrTransient means "try later": network errors, timeouts, 5xx, 429,
+	// and client setups the provider refuses (ErrConfig). The refresh
+	// token is kept. Clients get IMAP NO [UNAVAILABLE].
+	ErrTransient = errors.New("oauth: identity provider unavailable")
+	// ErrConfig means the provider refused our client (invalid_client,
+	// unauthorized_client, invalid_scope...): an admin must fix the app
+	// registration. Such errors also match ErrTransient, because the
+	// mailbox's grant is fine and must not be dropped.
+	ErrConfig = errors.New("oauth: provider refused the client configuration")
+	// ErrWrongMailbox means a link was approved by another account.
+	ErrWrongMailbox = errors.New("oauth: token belongs to another mailbox")
+	// ErrDenied means the user declined the link request.
+	ErrDenied = errors.New("oauth: link request denied")
+	// ErrExpired means the link request expired before approval.
+	ErrExpired = errors.New("oauth: link request expired")
+	// ErrUnsupported means the provider or flow has no such operation.
+	ErrUnsupported = errors.New("oauth: not supported by this provider or flow")
+)
+
+// Manager hands out access tokens and links mailboxes. It is safe for
+// concurrent use.
+type Manager struct {
+	provider, flow string
+	cfg            *oauth2.Config            // delegated
+	cc             *clientcredentials.Config // Microsoft and generic app flow
+	jwt            *jwt.Config               // Google app flow; Subject set per call
+	store          TokenStore
+	httpc          *http.Client
+	log            *slog.Logger
+	now            func() time.Time
+	verify         func(ctx context.Context, mailbox, accessToken string) error
+	backoff        time.Duration
+
+	cache sync.Map // key -> *entry
+	group singleflight.Group
+}
+
+// New checks opts and returns a Manager.
+func New(opts *Options) (*Manager, error) {
+	if opts == nil {
+		return nil, errors.New("oauth: no options")
+	}
+	o := *opts
+	o.Provider, o.Flow = strings.ToLower(o.Provider), strings.ToLower(o.Flow)
+	if o.Flow == "" {
+		o.Flow = Delegated
+	}
+	m := &Manager{provider: o.Provider, flow: o.Flow, store: o.Store, httpc: o.HTTPClient,
+		log: o.Logger, now: o.Now, verify: o.VerifyMailbox, backoff: 200 * time.Millisecond}
+	if err := m.setup(&o); err != nil {
+		return nil, fmt.Errorf("oauth: %s %s flow: %w", o.Provider, o.Flow, err)
+	}
+	if m.httpc == nil {
+		m.httpc = defaultHTTPClient()
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	return m, nil
+}
+
+// defaultHTTPClient bounds every call to the provider: a hung provider must
+// turn into ErrTransient while the client still waits for its login reply.
+func defaultHTTPClient() *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, DialContext: d.DialContext,
+		TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
+	}}
+}
+
+// ProviderName is "microsoft", "google" or "generic", the store's key.
+func (m *Manager) ProviderName() string { return m.provider }
+
+// httpCtx makes the oauth2 package use our HTTP client.
+func (m *Manager) httpCtx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, m.httpc)
+}
+
+// canonical is the form of a mailbox address used as cache and store key.
+func canonical(mailbox string) string { return strings.ToLower(strings.TrimSpace(mailbox)) }
