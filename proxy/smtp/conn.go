@@ -1,0 +1,117 @@
+package smtp
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// trackingListener registers every accepted connection with the Server, so
+// that Shutdown can find connections go-smtp has no session for yet.
+type trackingListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c := &trackedConn{Conn: nc, srv: l.srv}
+		if l.srv.addConn(c) {
+			return c, nil
+		}
+		nc.Close() // accepted while Shutdown closed the listener
+	}
+}
+
+// trackedConn is an accepted connection. go-smtp may wrap it in TLS
+// (implicit or after STARTTLS); tracked finds it again.
+type trackedConn struct {
+	net.Conn
+	srv  *Server
+	once sync.Once
+	sess atomic.Pointer[session] // the current session, nil before EHLO
+}
+
+// Close closes the connection and forgets it.
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.srv.removeConn(c) })
+	return err
+}
+
+// endIfIdle ends the connection unless a transaction is in progress; that
+// one ends after its DATA reply or RSET (see session.Reset).
+func (c *trackedConn) endIfIdle() {
+	if s := c.sess.Load(); s != nil {
+		s.endIfIdle()
+		return
+	}
+	// No session yet (no EHLO): the stream may already be TLS, which we
+	// cannot write into from here, so just close.
+	c.Close()
+}
+
+// endNow ends the connection at once, with 421 when it has a session.
+func (c *trackedConn) endNow() {
+	if s := c.sess.Load(); s != nil {
+		s.end(true)
+	}
+	c.Close()
+}
+
+// tracked returns the trackedConn under nc, which may be a *tls.Conn.
+func tracked(nc net.Conn) *trackedConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, _ := nc.(*trackedConn)
+	return c
+}
+
+// writeLine writes a reply straight to nc, outside go-smtp, with a short
+// deadline so a client that does not read cannot hold us.
+func writeLine(nc net.Conn, line string) {
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	nc.Write([]byte(line))
+}
+
+func (s *Server) addConn(c *trackedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) removeConn(c *trackedConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+}
+
+// errorLog adapts go-smtp's logger to slog. go-smtp reports connection-level
+// failures here (TLS handshakes from scanners, resets): debug level.
+type errorLog struct{ l *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) {
+	e.l.Debug("smtp: " + fmt.Sprintf(format, v...))
+}
+
+func (e errorLog) Println(v ...any) {
+	e.l.Debug("smtp: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}

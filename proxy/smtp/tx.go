@@ -1,0 +1,139 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Mail starts a transaction upstream. go-smtp has already checked the
+// syntax and refused the parameters we do not advertise.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.id == nil {
+		return errAuthRequired
+	}
+	if s.srv.shuttingDown() {
+		s.end(true)
+		return errShuttingDown
+	}
+	up, err := s.upstream()
+	if err != nil {
+		return err
+	}
+	if limit := s.limit(up); limit > 0 && opts.Size > limit {
+		return errTooBig
+	}
+	// go-smtp adds BODY=8BITMIME itself when the upstream offers it.
+	if err := up.c.Mail(from, &smtp.MailOptions{Size: opts.Size}); err != nil {
+		return s.upstreamError(up, err)
+	}
+	s.mu.Lock()
+	s.inTx, s.upTx = true, true
+	s.from, s.rcpts = from, 0
+	s.mu.Unlock()
+	return nil
+}
+
+// Rcpt adds a recipient upstream; a refusal reaches the client verbatim.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if s.id == nil {
+		return errAuthRequired
+	}
+	up := s.current()
+	if up == nil {
+		return errUpstreamLost
+	}
+	if err := up.c.Rcpt(to, nil); err != nil {
+		return s.upstreamError(up, err)
+	}
+	s.mu.Lock()
+	s.rcpts++
+	s.mu.Unlock()
+	return nil
+}
+
+// Reset is go-smtp's RSET, and also runs after every DATA and on a repeated
+// EHLO. An open upstream transaction gets RSET too. During Shutdown, this is
+// where a session whose transaction has just finished ends.
+func (s *session) Reset() {
+	s.mu.Lock()
+	up, open, streaming := s.up, s.upTx, s.inData
+	s.inTx, s.from, s.rcpts = false, "", 0
+	if !streaming {
+		s.upTx = false
+	}
+	s.mu.Unlock()
+	// While BDAT's Data is still streaming, its read fails (go-smtp closes
+	// the pipe) and Data drops the upstream itself.
+	if up != nil && open && !streaming {
+		if err := up.c.Reset(); err != nil {
+			s.upstreamError(up, err)
+		}
+	}
+	if s.srv.shuttingDown() {
+		s.end(true)
+	}
+}
+
+// upstream returns the upstream connection, logging in again when the last
+// one broke (after an aborted DATA, for instance).
+func (s *session) upstream() (*upstream, error) {
+	if up := s.current(); up != nil {
+		return up, nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, loginTimeout)
+	defer cancel()
+	up, err := s.srv.login(ctx, s.id.Mailbox)
+	if err != nil {
+		s.log.Warn("smtp upstream reconnect failed", "upstream", s.srv.opts.Upstream.Address, "err", err)
+		return nil, errUpstreamDown
+	}
+	if !s.setUpstream(up) {
+		up.abort()
+		return nil, errUpstreamDown
+	}
+	return up, nil
+}
+
+func (s *session) current() *upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
+}
+
+// upstreamError passes an upstream reply through verbatim (field note 18).
+// Anything else means the connection is broken: it is dropped, the next
+// MAIL logs in again, and the client gets a 4xx so it retries.
+func (s *session) upstreamError(up *upstream, err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		if se.Code == 421 { // the upstream is closing the connection
+			s.drop(up)
+		}
+		return se
+	}
+	s.log.Warn("smtp upstream connection lost", "upstream", s.srv.opts.Upstream.Address, "err", err)
+	s.drop(up)
+	return errUpstreamLost
+}
+
+// drop closes up and forgets it, if it is still the current one.
+func (s *session) drop(up *upstream) {
+	s.mu.Lock()
+	if s.up == up {
+		s.up, s.upTx = nil, false
+	}
+	s.mu.Unlock()
+	up.abort()
+}
+
+// limit is the message size limit: the upstream's SIZE, or MaxMessageBytes
+// when that is lower or the upstream has none. 0 means none.
+func (s *session) limit(up *upstream) int64 {
+	limit := s.srv.opts.MaxMessageBytes
+	if up.size > 0 && (limit == 0 || up.size < limit) {
+		limit = up.size
+	}
+	return limit
+}

@@ -1,0 +1,189 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"mailgate/proxy"
+)
+
+// errTokenRefused marks an upstream 5xx reply to AUTH: the token is bad.
+var errTokenRefused = errors.New("upstream refused the token")
+
+// upstream is the authenticated connection to the submission server.
+type upstream struct {
+	c    *smtp.Client
+	raw  net.Conn // under any TLS: deadlines and hard aborts
+	size int64    // the upstream's SIZE, 0 when it announces none
+}
+
+// login connects to the upstream and authenticates as mailbox. A refused
+// token is invalidated and a fresh one tried once. Errors wrap
+// proxy.ErrAuthFailed (the mailbox cannot send) or proxy.ErrUnavailable.
+func (s *Server) login(ctx context.Context, mailbox string) (*upstream, error) {
+	var refused error
+	for range 2 {
+		token, err := s.opts.Tokens.Token(ctx, mailbox)
+		if err != nil {
+			return nil, fmt.Errorf("token for %s: %w", mailbox, err)
+		}
+		up, err := s.connect(ctx, mailbox, token)
+		if err == nil {
+			return up, nil
+		}
+		if !errors.Is(err, errTokenRefused) {
+			return nil, err
+		}
+		s.opts.Tokens.Invalidate(mailbox, token)
+		refused = err
+	}
+	return nil, fmt.Errorf("%w: %w", proxy.ErrAuthFailed, refused)
+}
+
+// connect dials the upstream, reads the greeting, says EHLO, gets TLS and
+// authenticates with token.
+func (s *Server) connect(ctx context.Context, mailbox, token string) (*upstream, error) {
+	u := &s.opts.Upstream
+	raw, err := u.Dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
+	}
+	// The login timeout, or the session ending, must not wait for a silent
+	// upstream.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	up, err := s.greet(raw)
+	if err == nil {
+		err = up.auth(u.Mechanism, mailbox, token)
+	}
+	if !stop() && err == nil {
+		err = fmt.Errorf("%w: %w", proxy.ErrUnavailable, context.Cause(ctx))
+	}
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	up.c.CommandTimeout = defaultCommandTimeout
+	up.c.SubmissionTimeout = finalDotTimeout
+	return up, nil
+}
+
+// greet reads the greeting, says EHLO and, for STARTTLS, gets TLS.
+func (s *Server) greet(raw net.Conn) (*upstream, error) {
+	u := &s.opts.Upstream
+	var c *smtp.Client
+	var err error
+	if u.TLS == proxy.TLSStartTLS {
+		c, err = smtp.NewClientStartTLS(raw, u.ClientTLS())
+	} else {
+		c = smtp.NewClient(raw)
+	}
+	if err == nil {
+		c.CommandTimeout = loginTimeout
+		err = c.Hello(s.opts.Hostname)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: upstream %s: %w", proxy.ErrUnavailable, u.Address, err)
+	}
+	up := &upstream{c: c, raw: raw}
+	if n, ok := c.MaxMessageSize(); ok {
+		up.size = int64(n)
+	}
+	return up, nil
+}
+
+// auth runs AUTH XOAUTH2 or OAUTHBEARER with the token sent after the 334
+// prompt, never on the AUTH line (field note 17).
+func (up *upstream) auth(mech, mailbox, token string) error {
+	if !up.c.SupportsAuth(mech) {
+		return fmt.Errorf("%w: upstream does not offer AUTH %s", proxy.ErrUnavailable, mech)
+	}
+	var sc sasl.Client
+	ack := []byte{}
+	switch mech {
+	case sasl.OAuthBearer:
+		sc = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
+		ack = []byte{1} // RFC 7628 section 3.2.3
+	default:
+		sc = proxy.NewXOAUTH2Client(mailbox, token)
+	}
+	err := up.c.Auth(&afterPrompt{Client: sc, ack: ack})
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se) && se.Code/100 == 5:
+		return fmt.Errorf("%w: %w", errTokenRefused, err)
+	}
+	return fmt.Errorf("%w: upstream auth: %w", proxy.ErrUnavailable, err)
+}
+
+// quit says QUIT politely and closes.
+func (up *upstream) quit() {
+	up.c.CommandTimeout = quitTimeout
+	if err := up.c.Quit(); err != nil {
+		up.abort()
+	}
+}
+
+// abort drops the connection. In the middle of DATA this is the only way to
+// abandon a message without the upstream accepting a truncated one.
+func (up *upstream) abort() {
+	up.raw.Close()
+}
+
+// afterPrompt wraps a SASL client so that go-smtp sends "AUTH <mech>" alone
+// and the initial response after the server's empty "334 " prompt (RFC 4954
+// section 4). go-smtp puts a non-nil initial response on the AUTH line.
+type afterPrompt struct {
+	sasl.Client
+	ir   []byte
+	sent bool
+	ack  []byte // answer to an error challenge
+}
+
+func (a *afterPrompt) Start() (string, []byte, error) {
+	mech, ir, err := a.Client.Start()
+	a.ir = ir
+	return mech, nil, err
+}
+
+// Next sends the initial response to the first prompt. A second challenge is
+// the base64 JSON error of Gmail and Dovecot (field note 23): it gets the
+// acknowledgement (empty for XOAUTH2, ^A for OAUTHBEARER), after which the
+// server sends its failure reply. go-smtp stops on a nil response, so
+// neither may be nil.
+func (a *afterPrompt) Next(challenge []byte) ([]byte, error) {
+	if !a.sent {
+		a.sent = true
+		if a.ir == nil {
+			return []byte{}, nil
+		}
+		return a.ir, nil
+	}
+	return a.ack, nil
+}
+
+// fixedFailures maps every SASL error that is not already an SMTP reply
+// (malformed PLAIN, LOGIN out of step) to 535 5.7.8, instead of go-smtp's
+// 454 with the Go error text.
+type fixedFailures struct{ sasl.Server }
+
+func (f fixedFailures) Next(resp []byte) ([]byte, bool, error) {
+	challenge, done, err := f.Server.Next(resp)
+	var se *smtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		err = errAuthFailed
+	}
+	return challenge, done, err
+}
+
+// setDeadline is a helper so data.go can bound each write to the upstream.
+func (up *upstream) setWriteDeadline(d time.Duration) {
+	up.raw.SetWriteDeadline(time.Now().Add(d))
+}
