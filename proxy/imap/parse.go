@@ -127,7 +127,7 @@ func literalSuffix(line []byte) (n int64, nonSync, ok bool) {
 	if d, cut := bytes.CutSuffix(digits, []byte{'+'}); cut {
 		digits, nonSync = d, true
 	}
-	if len(digits) == 0 || len(digits) > 19 || !allDigits(digits) {
+	if len(digits) == 0 || !allDigits(digits) {
 		return 0, false, false
 	}
 	n, err := strconv.ParseInt(string(digits), 10, 64)

@@ -1,0 +1,215 @@
+package imap
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mailgate/proxy"
+	"mailgate/proxy/devup"
+)
+
+// testCert returns a server config with a fresh self-signed certificate for
+// "localhost" (field note 30: clients ignore IP addresses) and a client
+// config that trusts it.
+func testCert(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	pair := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
+	server = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil }}
+	return server, &tls.Config{RootCAs: pool, ServerName: "localhost"}
+}
+
+// fakeAuth accepts the password "good" for any user, and `we\ird"pw` too.
+// Other passwords name the failure they produce: "down" is ErrUnavailable,
+// anything else (wrong, revoked, expired, noscope) ErrAuthFailed.
+type fakeAuth struct{ calls atomic.Int32 }
+
+func (a *fakeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*proxy.Identity, error) {
+	a.calls.Add(1)
+	if req.Proto != proxy.ProtoIMAP {
+		return nil, fmt.Errorf("scope %q: %w", req.Proto, proxy.ErrAuthFailed)
+	}
+	switch req.Password {
+	case "good", `we\ird"pw`:
+		return &proxy.Identity{Mailbox: strings.ToLower(req.Username), PasswordID: "pw-" + req.Username}, nil
+	case "down":
+		return nil, fmt.Errorf("store: %w", proxy.ErrUnavailable)
+	}
+	return nil, fmt.Errorf("fake: bad password: %w", proxy.ErrAuthFailed)
+}
+
+// fakeTokens hands out "tok1", "tok2", ...: a new one after each Invalidate.
+type fakeTokens struct {
+	mu          sync.Mutex
+	gen         int
+	err         error // returned by Token when set
+	invalidated []string
+}
+
+func (f *fakeTokens) Token(ctx context.Context, mailbox string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return "", f.err
+	}
+	return fmt.Sprintf("tok%d", f.gen+1), nil
+}
+
+func (f *fakeTokens) Invalidate(mailbox, token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.invalidated = append(f.invalidated, token)
+	f.gen++
+}
+
+func (f *fakeTokens) invalidations() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.invalidated)
+}
+
+// verifier is the upstream's token check, switchable per test.
+type verifier struct {
+	mu     sync.Mutex
+	policy string // "", "refuse-first" (only tok1 is bad), "refuse-always"
+}
+
+func (v *verifier) verify(user, token string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.policy == "refuse-always" || (v.policy == "refuse-first" && token == "tok1") {
+		return errors.New("token expired")
+	}
+	return nil
+}
+
+// env is a proxy in front of a devup IMAP upstream, both on 127.0.0.1:0.
+type env struct {
+	t         *testing.T
+	up        *devup.IMAPServer
+	upAddr    string
+	srv       *Server
+	addr      string
+	mode      proxy.TLSMode
+	clientTLS *tls.Config
+	auth      *fakeAuth
+	tokens    *fakeTokens
+	verifier  *verifier
+	tracker   *proxy.Tracker
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// newEnv starts the upstream (implicit TLS) and the proxy with a listener
+// in mode; opts, if set, adjusts the proxy's options before New.
+func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*Options)) *env {
+	t.Helper()
+	serverTLS, clientTLS := testCert(t)
+	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
+		verifier: &verifier{}, tracker: &proxy.Tracker{}}
+	e.up = devup.NewIMAP(&devup.IMAPOptions{Verify: e.verifier.verify, TLSConfig: serverTLS, Logger: testLogger(t)})
+	upLn := listen(t)
+	e.upAddr = upLn.Addr().String()
+	go e.up.Serve(upLn)
+	t.Cleanup(func() { e.up.Close() })
+	o := &Options{
+		Authenticator: e.auth, Tokens: e.tokens, TLSConfig: serverTLS, Tracker: e.tracker,
+		Logger: testLogger(t), Hostname: "localhost",
+		Upstream: proxy.Upstream{Address: e.upAddr, TLS: proxy.TLSImplicit, Mechanism: "XOAUTH2", TLSConfig: clientTLS},
+	}
+	if opts != nil {
+		opts(o)
+	}
+	e.srv = New(o)
+	ln := listen(t)
+	e.addr = ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ln, mode) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.srv.Shutdown(ctx)
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v after Shutdown, want nil", err)
+		}
+	})
+	return e
+}
+
+// dial connects to the proxy, with TLS for an implicit listener.
+func (e *env) dial() net.Conn {
+	e.t.Helper()
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { nc.Close() })
+	if e.mode == proxy.TLSImplicit {
+		return tls.Client(nc, e.clientTLS)
+	}
+	return nc
+}
+
+// deliver puts a message into mailbox's INBOX on the upstream.
+func (e *env) deliver(mailbox string, msg io.Reader) {
+	e.t.Helper()
+	if err := e.up.Deliver(mailbox, msg); err != nil {
+		e.t.Fatal(err)
+	}
+}
