@@ -216,8 +216,8 @@ func TestParseEmpty(t *testing.T) {
 		if !errors.Is(err, ErrEmpty) {
 			t.Errorf("Parse(%q) = %v, want ErrEmpty", s, err)
 		}
-		if err != nil && !strings.HasPrefix(err.Error(), "mailgate.yaml") {
-			t.Errorf("Parse(%q) = %q, want the file name first", s, err)
+		if err != nil && err.Error() != "mailgate.yaml: empty config" {
+			t.Errorf("Parse(%q) = %q, want \"mailgate.yaml: empty config\"", s, err)
 		}
 	}
 }

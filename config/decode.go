@@ -82,7 +82,7 @@ func (d *doc) document(data []byte) (*yaml.Node, error) {
 	}
 	top := root.Content[0]
 	if top.Kind == yaml.ScalarNode && top.ShortTag() == "!!null" {
-		return nil, &Error{File: d.file, Line: top.Line, Err: ErrEmpty}
+		return nil, &Error{File: d.file, Err: ErrEmpty} // "---" or "~" alone
 	}
 	if top.Kind != yaml.MappingNode {
 		return nil, &Error{File: d.file, Line: top.Line, Err: errors.New("want a mapping of keys at the top level")}

@@ -23,6 +23,9 @@ type Error struct {
 	Err  error  // the problem
 }
 
+var _ error = (*Error)(nil)
+
+// Error formats the problem as "file:line: key: problem".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
