@@ -1,0 +1,416 @@
+package smtp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"mailgate/proxy"
+	"mailgate/proxy/devup"
+)
+
+const (
+	alice     = "alice@example.com"
+	alicePass = "AlicePass1234"
+	aliceID   = "pw-alice"
+	goodToken = "good-token"
+)
+
+// testCert returns a self-signed certificate for "localhost" (field note 30)
+// and a pool that trusts it.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// fakeAuth knows alice with an smtp-scoped password, bob with an imap-only
+// one; revoked passwords and an outage can be switched on.
+type fakeAuth struct {
+	mu      sync.Mutex
+	revoked bool
+	down    bool
+}
+
+func (a *fakeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*proxy.Identity, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.down:
+		return nil, fmt.Errorf("store: %w", proxy.ErrUnavailable)
+	case req.Proto != proxy.ProtoSMTP:
+		return nil, errors.New("wrong proto")
+	case req.Username == alice && req.Password == alicePass && !a.revoked:
+		return &proxy.Identity{Mailbox: alice, PasswordID: aliceID}, nil
+	case req.Username == "bob@example.com" && req.Password == "BobImapOnly1":
+		return nil, fmt.Errorf("password lacks scope smtp: %w", proxy.ErrAuthFailed)
+	}
+	return nil, fmt.Errorf("wrong password: %w", proxy.ErrAuthFailed)
+}
+
+// fakeTokens hands out queued tokens first, then goodToken.
+type fakeTokens struct {
+	mu          sync.Mutex
+	queue       []string
+	always      string // when set, every Token returns it
+	err         error
+	invalidated []string
+}
+
+func (f *fakeTokens) Token(ctx context.Context, mailbox string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.err != nil:
+		return "", f.err
+	case f.always != "":
+		return f.always, nil
+	case len(f.queue) > 0:
+		tok := f.queue[0]
+		f.queue = f.queue[1:]
+		return tok, nil
+	}
+	return goodToken, nil
+}
+
+func (f *fakeTokens) Invalidate(mailbox, token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.invalidated = append(f.invalidated, token)
+}
+
+func (f *fakeTokens) invalidations() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.invalidated...)
+}
+
+// collector is a devup.Deliverer that keeps every message.
+type collector struct {
+	mu   sync.Mutex
+	msgs []delivered
+	// hook, when set, runs with each message instead of reading it whole.
+	hook func(r io.Reader) error
+}
+
+type delivered struct {
+	To   string
+	Data []byte
+}
+
+func (c *collector) Deliver(mailbox string, r io.Reader) error {
+	c.mu.Lock()
+	hook := c.hook
+	c.mu.Unlock()
+	if hook != nil {
+		return hook(r)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, delivered{To: mailbox, Data: data})
+	return nil
+}
+
+func (c *collector) all() []delivered {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]delivered(nil), c.msgs...)
+}
+
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a proxy in front of a devup SMTP upstream, both on 127.0.0.1:0.
+type env struct {
+	t        *testing.T
+	srv      *Server
+	up       *devup.SMTPServer
+	auth     *fakeAuth
+	tokens   *fakeTokens
+	deliv    *collector
+	tracker  *proxy.Tracker
+	logs     *lockedBuffer
+	addrs    map[proxy.TLSMode]string
+	clientTC *tls.Config
+}
+
+// envConfig tweaks an env before it starts.
+type envConfig struct {
+	proxyMax   int64
+	upstreamMx int64
+	implicitUp bool // upstream with implicit TLS instead of STARTTLS
+	mechanism  string
+	upAddr     string // overrides the upstream address (a dead port)
+	reject     map[string]*smtp.SMTPError
+}
+
+func newEnv(t *testing.T, cfg envConfig) *env {
+	t.Helper()
+	cert, pool := testCert(t)
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	e := &env{
+		t: t, auth: &fakeAuth{}, tokens: &fakeTokens{}, deliv: &collector{},
+		tracker: &proxy.Tracker{}, logs: &lockedBuffer{}, addrs: make(map[proxy.TLSMode]string),
+		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool},
+	}
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.up = devup.NewSMTP(&devup.SMTPOptions{
+		Verify: func(user, token string) error {
+			if user == alice && token == goodToken {
+				return nil
+			}
+			return errors.New("bad token")
+		},
+		TLSConfig: tlsCfg, Implicit: cfg.implicitUp, Deliver: e.deliv,
+		MaxMessageBytes: cfg.upstreamMx, RejectRcpt: cfg.reject, Logger: logger,
+	})
+	upLn := listen(t)
+	go e.up.Serve(upLn)
+	t.Cleanup(func() { e.up.Close() })
+	upstream := proxy.Upstream{
+		Address: upLn.Addr().String(), TLS: proxy.TLSStartTLS, Mechanism: cfg.mechanism,
+		TLSConfig: &tls.Config{ServerName: "localhost", RootCAs: pool},
+	}
+	if cfg.implicitUp {
+		upstream.TLS = proxy.TLSImplicit
+	}
+	if cfg.upAddr != "" {
+		upstream.Address = cfg.upAddr
+	}
+	e.srv = New(&Options{
+		Authenticator: e.auth, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
+		Tracker: e.tracker, Logger: logger, Hostname: "mx.test", MaxMessageBytes: cfg.proxyMax,
+	})
+	for _, mode := range []proxy.TLSMode{proxy.TLSNone, proxy.TLSStartTLS, proxy.TLSImplicit} {
+		ln := listen(t)
+		e.addrs[mode] = ln.Addr().String()
+		done := make(chan error, 1)
+		go func() { done <- e.srv.Serve(ln, mode) }()
+		t.Cleanup(func() {
+			if err := <-done; err != nil {
+				t.Errorf("Serve(%s) = %v, want nil", mode, err)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		e.srv.Shutdown(ctx)
+		if strings.Contains(e.logs.String(), alicePass) || strings.Contains(e.logs.String(), goodToken) {
+			t.Errorf("a secret reached the log:\n%s", e.logs)
+		}
+	})
+	return e
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// client is a raw SMTP client for conversation tests.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	tp   *textproto.Conn
+}
+
+// dial connects to the proxy's listener for mode and reads the greeting.
+func (e *env) dial(mode proxy.TLSMode) *client {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", e.addrs[mode])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if mode == proxy.TLSImplicit {
+		conn = tls.Client(conn, e.clientTC)
+	}
+	c := &client{t: e.t, conn: conn, tp: textproto.NewConn(conn)}
+	e.t.Cleanup(func() { conn.Close() })
+	c.expect("220 mx.test ESMTP Service Ready")
+	return c
+}
+
+// login dials the plaintext (secure by configuration) listener and
+// authenticates as alice.
+func (e *env) login() *client {
+	e.t.Helper()
+	c := e.dial(proxy.TLSNone)
+	c.ehlo()
+	c.cmd("AUTH PLAIN "+b64("\x00"+alice+"\x00"+alicePass), "235 2.0.0 Authentication succeeded")
+	return c
+}
+
+func (c *client) send(line string) {
+	c.t.Helper()
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	if err := c.tp.PrintfLine("%s", line); err != nil {
+		c.t.Fatalf("send %q: %v", line, err)
+	}
+}
+
+// line reads one line.
+func (c *client) line() string {
+	c.t.Helper()
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	line, err := c.tp.ReadLine()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return line
+}
+
+// reply reads one reply, all of its lines.
+func (c *client) reply() []string {
+	c.t.Helper()
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	var lines []string
+	for {
+		line, err := c.tp.ReadLine()
+		if err != nil {
+			c.t.Fatalf("read reply (after %q): %v", lines, err)
+		}
+		lines = append(lines, line)
+		if len(line) < 4 || line[3] != '-' {
+			return lines
+		}
+	}
+}
+
+// expect reads one reply and compares its last line.
+func (c *client) expect(want string) {
+	c.t.Helper()
+	lines := c.reply()
+	if got := lines[len(lines)-1]; got != want {
+		c.t.Fatalf("reply = %q, want last line %q", lines, want)
+	}
+}
+
+func (c *client) cmd(line, want string) {
+	c.t.Helper()
+	c.send(line)
+	c.expect(want)
+}
+
+func (c *client) ehlo() []string {
+	c.t.Helper()
+	c.send("EHLO client.test")
+	return c.reply()
+}
+
+// starttls upgrades the connection after a 220.
+func (c *client) starttls(cfg *tls.Config) {
+	c.t.Helper()
+	c.cmd("STARTTLS", "220 2.0.0 Ready to start TLS")
+	c.handshake(cfg)
+}
+
+// handshake starts TLS on the connection.
+func (c *client) handshake(cfg *tls.Config) {
+	c.t.Helper()
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn = tc
+	c.tp = textproto.NewConn(tc)
+}
+
+// expectClosed reads until the server closes the connection.
+func (c *client) expectClosed() []string {
+	c.t.Helper()
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	var lines []string
+	for {
+		line, err := c.tp.ReadLine()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.t.Fatalf("connection still open after %q", lines)
+			}
+			return lines
+		}
+		lines = append(lines, line)
+	}
+}
+
+// sendData sends the DATA command and a message (with CRLF lines, not yet
+// dot-stuffed) and expects want as the final reply.
+func (c *client) sendData(msg, want string) {
+	c.t.Helper()
+	c.cmd("DATA", "354 Go ahead. End your data with <CR><LF>.<CR><LF>")
+	w := c.tp.DotWriter()
+	if _, err := io.WriteString(w, msg); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.expect(want)
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
