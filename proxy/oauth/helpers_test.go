@@ -1,0 +1,130 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"mailgate/proxy/oauth/oauthtest"
+)
+
+// memStore is an in-memory TokenStore.
+type memStore struct {
+	mu      sync.Mutex
+	tokens  map[string]string
+	relink  map[string]string
+	saves   int
+	failAll bool // SaveRefreshToken fails
+}
+
+var _ TokenStore = (*memStore)(nil)
+
+func newMemStore() *memStore {
+	return &memStore{tokens: map[string]string{}, relink: map[string]string{}}
+}
+
+func (s *memStore) LoadRefreshToken(provider, mailbox string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokens[provider+"/"+mailbox], nil
+}
+
+func (s *memStore) SaveRefreshToken(provider, mailbox, token string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failAll {
+		return errors.New("disk full")
+	}
+	s.saves++
+	s.tokens[provider+"/"+mailbox] = token
+	delete(s.relink, provider+"/"+mailbox)
+	return nil
+}
+
+func (s *memStore) MarkRelink(provider, mailbox, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.relink[provider+"/"+mailbox] = reason
+	return nil
+}
+
+func (s *memStore) token(mailbox string) string {
+	t, _ := s.LoadRefreshToken(Microsoft, mailbox)
+	return t
+}
+
+func (s *memStore) relinkReason(mailbox string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relink[Microsoft+"/"+mailbox]
+}
+
+func (s *memStore) saveCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saves
+}
+
+func newServer(t testing.TB, opts *oauthtest.Options) *oauthtest.Server {
+	t.Helper()
+	srv, err := oauthtest.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// delegatedOptions points a Microsoft delegated Manager at srv.
+func delegatedOptions(srv *oauthtest.Server, store TokenStore) *Options {
+	return &Options{Provider: Microsoft, Tenant: "contoso", ClientID: "cid",
+		TokenURL: srv.TokenURL(), DeviceAuthURL: srv.DeviceAuthURL(), AuthURL: srv.AuthURL(),
+		RedirectURL: "http://localhost:8400/cb", Store: store}
+}
+
+func newManager(t testing.TB, opts *Options) *Manager {
+	t.Helper()
+	m, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.backoff = time.Millisecond // keep retry tests quick
+	return m
+}
+
+// linked returns a Manager whose store holds a refresh token for mailbox.
+func linked(t testing.TB, srv *oauthtest.Server, mailbox string) (*Manager, *memStore) {
+	t.Helper()
+	store := newMemStore()
+	store.SaveRefreshToken(Microsoft, mailbox, srv.IssueRefreshToken(mailbox))
+	return newManager(t, delegatedOptions(srv, store)), store
+}
+
+func mustToken(t testing.TB, m *Manager, mailbox string) string {
+	t.Helper()
+	tok, err := m.Token(context.Background(), mailbox)
+	if err != nil {
+		t.Fatalf("Token(%s): %v", mailbox, err)
+	}
+	return tok
+}
+
+// fakeClock is a settable Options.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
