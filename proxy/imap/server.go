@@ -63,6 +63,7 @@ type Server struct {
 	// own tracks this server's relayed sessions (opts.Tracker may be shared
 	// with SMTP) so that Shutdown waits for these only.
 	own proxy.Tracker
+	wg  sync.WaitGroup // connection goroutines
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -135,7 +136,11 @@ func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
 			nc.Close()
 			continue
 		}
-		go s.serveConn(nc, mode)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(nc, mode)
+		}()
 	}
 }
 
@@ -153,6 +158,7 @@ func (s *Server) Close() error {
 
 // Shutdown stops accepting, drops connections that have not logged in, waits
 // for relayed sessions to end and closes those still open when ctx ends.
+// It returns ctx's error if it had to close sessions.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.Close()
 	s.mu.Lock()
@@ -162,7 +168,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if !s.own.Wait(ctx) {
-		return errors.Join(err, ctx.Err())
+		err = errors.Join(err, ctx.Err())
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// A login still waiting for the upstream ends by itself within
+		// upLoginTimeout; handOff refuses to start its session.
 	}
 	return err
 }

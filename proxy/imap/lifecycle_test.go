@@ -1,0 +1,128 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"mailgate/proxy"
+)
+
+// waitClosed fails unless the proxy closes nc (a hang guard, not a timing
+// assertion).
+func waitClosed(t *testing.T, nc net.Conn, br *bufio.Reader) {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		_, err := br.ReadString('\n')
+		if err == nil {
+			continue // e.g. a BYE before the close
+		}
+		if isTimeout(err) {
+			t.Fatal("connection still open")
+		}
+		return
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestClosePasswordEndsSession(t *testing.T) {
+	e := newEnv(t, proxy.TLSImplicit, nil)
+	c := e.loginClient("ann@example.com", nil)
+	if n := e.tracker.Len(); n != 1 {
+		t.Fatalf("tracker has %d sessions, want 1", n)
+	}
+	if n := e.tracker.ClosePassword("pw-other"); n != 0 {
+		t.Fatalf("ClosePassword(other) closed %d", n)
+	}
+	if n := e.tracker.ClosePassword("pw-ann@example.com"); n != 1 {
+		t.Fatalf("ClosePassword closed %d sessions, want 1", n)
+	}
+	select {
+	case <-c.Closed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("client connection still open after ClosePassword")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if !e.tracker.Wait(ctx) {
+		t.Fatal("session still tracked after ClosePassword")
+	}
+}
+
+func TestShutdownClosesWhatIsLeft(t *testing.T) {
+	e := newEnv(t, proxy.TLSNone, nil)
+	c := e.loginClient("ann@example.com", nil)
+	pre := e.dial()
+	br := bufio.NewReader(pre)
+	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "* OK") {
+		t.Fatalf("greeting %q", line)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no grace period: everything is closed at once
+	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	<-c.Closed()
+	waitClosed(t, pre, br)
+	if _, err := net.Dial("tcp", e.addr); err == nil {
+		t.Fatal("listener still accepting after Shutdown")
+	}
+}
+
+func TestShutdownWaitsForSessions(t *testing.T) {
+	e := newEnv(t, proxy.TLSNone, nil)
+	c := e.loginClient("ann@example.com", nil)
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Shutdown(context.Background()) }()
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatalf("session broken by Shutdown: %v", err)
+	}
+	c.Logout().Wait()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown = %v, want nil once the session ended", err)
+	}
+}
+
+func TestLineTooLong(t *testing.T) {
+	e := newEnv(t, proxy.TLSNone, nil)
+	nc := e.dial()
+	br := bufio.NewReader(nc)
+	br.ReadString('\n')
+	nc.Write([]byte("a1 LOGIN " + strings.Repeat("x", 9000) + "\r\n"))
+	if line, _ := br.ReadString('\n'); line != "* BYE Command too long\r\n" {
+		t.Fatalf("got %q, want BYE", line)
+	}
+	waitClosed(t, nc, br)
+}
+
+func TestPreAuthTimeout(t *testing.T) {
+	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.PreAuthTimeout = 50 * time.Millisecond })
+	nc := e.dial()
+	br := bufio.NewReader(nc)
+	br.ReadString('\n')
+	waitClosed(t, nc, br)
+}
+
+func TestServeNeedsTLSConfig(t *testing.T) {
+	s := New(&Options{})
+	ln := listen(t)
+	defer ln.Close()
+	for _, mode := range []proxy.TLSMode{proxy.TLSImplicit, proxy.TLSStartTLS} {
+		if err := s.Serve(ln, mode); !errors.Is(err, ErrNoTLSConfig) {
+			t.Errorf("Serve(%s) without TLSConfig = %v, want ErrNoTLSConfig", mode, err)
+		}
+	}
+	s.Close()
+	if err := s.Serve(ln, proxy.TLSNone); err != nil {
+		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+}
