@@ -3,6 +3,7 @@ package oauthtest
 import (
 	"crypto/rand"
 	"errors"
+	"html/template"
 	"net/http"
 	"slices"
 	"time"
@@ -173,4 +174,35 @@ func (s *Server) TooFastPolls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tooFast
+}
+
+var devicePage = template.Must(template.New("device").Parse(`<!doctype html>
+<title>oauthtest device sign-in</title>
+<form method="post">
+<p>Code <input name="user_code" value="{{.}}"> Mailbox <input name="mailbox">
+<button>Approve</button> <button name="deny" value="1">Deny</button></p>
+</form>`))
+
+// handleDevicePage is the verification URI (RFC 8628 section 3.3) for
+// "mailgate serve -dev": a form that approves or denies a user code.
+func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		devicePage.Execute(w, r.FormValue("user_code"))
+		return
+	}
+	uc, mailbox := r.FormValue("user_code"), r.FormValue("mailbox")
+	var err error
+	switch {
+	case r.FormValue("deny") != "":
+		err = s.DenyDevice(uc)
+	case canon(mailbox) == "":
+		err = errors.New("mailbox required")
+	default:
+		err = s.ApproveDevice(uc, mailbox)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Write([]byte("Done. You may close this window.\n"))
 }

@@ -113,6 +113,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /devicecode", s.handleDeviceAuth)
 	mux.HandleFunc("GET /authorize", s.handleAuthorize)
 	mux.HandleFunc("/introspect", s.handleIntrospect)
+	mux.HandleFunc("/device", s.handleDevicePage)
 	return mux
 }
 
