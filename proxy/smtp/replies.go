@@ -43,9 +43,9 @@ func reply(code, class, subject, detail int, text string) *smtp.SMTPError {
 // parseReply splits the text of an upstream reply (what follows the code, one
 // line per "\n") into its enhanced status code and message, so that go-smtp
 // can write it back unchanged (RFC 2034 section 4: every line carries the
-// code). A text without one keeps EnhancedCodeNotSet and go-smtp adds X.0.0.
+// code). A text without one is kept as it is (NoEnhancedCode).
 func parseReply(code int, text string) *smtp.SMTPError {
-	e := &smtp.SMTPError{Code: code, Message: text}
+	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.NoEnhancedCode, Message: text}
 	first, _, _ := strings.Cut(text, "\n")
 	ec, msg, ok := strings.Cut(first, " ")
 	if !ok {

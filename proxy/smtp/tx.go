@@ -111,7 +111,7 @@ func (s *session) upstreamError(up *upstream, err error) error {
 		if se.Code == 421 { // the upstream is closing the connection
 			s.drop(up)
 		}
-		return se
+		return verbatim(se)
 	}
 	s.log.Warn("smtp upstream connection lost", "upstream", s.srv.opts.Upstream.Address, "err", err)
 	s.drop(up)
@@ -136,4 +136,15 @@ func (s *session) limit(up *upstream) int64 {
 		limit = up.size
 	}
 	return limit
+}
+
+// verbatim keeps a reply without an enhanced status code that way: go-smtp
+// would otherwise add X.0.0 to the last line.
+func verbatim(se *smtp.SMTPError) *smtp.SMTPError {
+	if se.EnhancedCode != smtp.EnhancedCodeNotSet {
+		return se
+	}
+	cp := *se
+	cp.EnhancedCode = smtp.NoEnhancedCode
+	return &cp
 }
