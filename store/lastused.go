@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"sync"
@@ -101,15 +100,15 @@ func writeLastUse(b *bolt.Bucket, id string, u LastUse) error {
 	if v == nil {
 		return nil
 	}
-	var r pwRecord
-	if err := json.Unmarshal(v, &r); err != nil {
-		return fmt.Errorf("corrupt password record: %w", err)
+	r, err := decodeRecord(v)
+	if err != nil {
+		return err
 	}
 	if r.LastUsed != nil && r.LastUsed.Time.After(u.Time) {
 		return nil
 	}
 	r.LastUsed = &u
-	return putJSON(b, id, &r)
+	return putRecord(b, r)
 }
 
 // flushLoop calls Flush every interval until Close.

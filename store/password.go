@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,18 +23,6 @@ type LastUse struct {
 	Time   time.Time `json:"time"`
 	Remote string    `json:"remote,omitempty"` // client address
 	Proto  string    `json:"proto,omitempty"`  // scope used: imap or smtp
-}
-
-// pwRecord is how a password is stored under passwords/<mailbox>/<id>.
-type pwRecord struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Scopes   []string  `json:"scopes"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires,omitzero"`
-	Scheme   string    `json:"scheme"`
-	Hash     []byte    `json:"hash"`
-	LastUsed *LastUse  `json:"last_used,omitempty"`
 }
 
 func (r *pwRecord) password(mailbox string) Password {
@@ -66,7 +53,7 @@ func (s *Store) CreatePassword(mailbox, name string, scopes []string, expires ti
 		for b.Get([]byte(rec.ID)) != nil {
 			rec.ID = newID()
 		}
-		return putJSON(b, rec.ID, rec)
+		return putRecord(b, rec)
 	})
 	if err != nil {
 		return Password{}, "", fmt.Errorf("create password for %s: %w", mailbox, err)
@@ -105,9 +92,9 @@ func (s *Store) checkRoom(b *bolt.Bucket, name string) error {
 	n := 0
 	err := b.ForEach(func(_, v []byte) error {
 		n++
-		var r pwRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("corrupt password record: %w", err)
+		r, err := decodeRecord(v)
+		if err != nil {
+			return err
 		}
 		if strings.EqualFold(r.Name, name) {
 			return fmt.Errorf("%w: %q", ErrDuplicateName, name)
@@ -153,9 +140,9 @@ func (s *Store) ListPasswords(mailbox string) ([]Password, error) {
 // readPasswords appends the passwords in b (the bucket of mailbox) to out.
 func readPasswords(mailbox string, b *bolt.Bucket, out []Password) ([]Password, error) {
 	err := b.ForEach(func(_, v []byte) error {
-		var r pwRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("corrupt password record in %s: %w", mailbox, err)
+		r, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", mailbox, err)
 		}
 		out = append(out, r.password(mailbox))
 		return nil
@@ -206,9 +193,9 @@ func (s *Store) RevokePassword(mailbox, id string) (Password, error) {
 		if b == nil || b.Get([]byte(id)) == nil {
 			return fmt.Errorf("%w: password %q of %s", ErrNotFound, id, mailbox)
 		}
-		var r pwRecord
-		if err := json.Unmarshal(b.Get([]byte(id)), &r); err != nil {
-			return fmt.Errorf("corrupt password record: %w", err)
+		r, err := decodeRecord(b.Get([]byte(id)))
+		if err != nil {
+			return err
 		}
 		p = r.password(mailbox)
 		return deleteAndPrune(tx, b, mailbox, id)
@@ -261,12 +248,4 @@ func deleteAndPrune(tx *bolt.Tx, b *bolt.Bucket, mailbox, id string) error {
 		return tx.Bucket(bucketPasswords).DeleteBucket([]byte(mailbox))
 	}
 	return nil
-}
-
-func putJSON(b *bolt.Bucket, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), data)
 }

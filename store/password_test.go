@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -275,9 +274,9 @@ func TestSecretNotStored(t *testing.T) {
 	}
 	s = openT(t, o)
 	s.db.View(func(tx *bolt.Tx) error {
-		var r pwRecord
 		v := tx.Bucket(bucketPasswords).Bucket([]byte("a@example.com")).Get([]byte(p.ID))
-		if err := json.Unmarshal(v, &r); err != nil {
+		r, err := decodeRecord(v)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Scheme != "hmac-sha256-v1" || !bytes.Equal(r.Hash, s.keys.hashSecret("a@example.com", secret)) {

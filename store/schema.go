@@ -13,6 +13,7 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketPasswords = []byte("passwords")
 	bucketTokens    = []byte("tokens")
+	bucketPadding   = []byte("padding") // see ensurePadding
 	keyVersion      = []byte("version")
 )
 
@@ -26,11 +27,11 @@ type migration struct {
 // is the number of migrations applied to it. Append new steps, never edit or
 // reorder old ones.
 var migrations = []migration{
-	{"v1: meta, passwords and tokens buckets", migrateV1},
+	{"v1: meta, passwords, tokens and padding buckets", migrateV1},
 }
 
 func migrateV1(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketPasswords, bucketTokens} {
+	for _, name := range [][]byte{bucketPasswords, bucketTokens, bucketPadding} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

@@ -71,7 +71,6 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	maxPw   int
-	dummy   []byte // encoded fake password record, see verify.go
 	pending *lastUsed
 
 	stop      chan struct{}
@@ -100,9 +99,13 @@ func Open(opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", o.Path, err)
 	}
+	if err := ensurePadding(db, o.MaxPasswords); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", o.Path, err)
+	}
 	s := &Store{
 		db: db, path: o.Path, keys: k, log: o.Logger, now: o.Now,
-		maxPw: o.MaxPasswords, dummy: dummyRecord(), pending: newLastUsed(),
+		maxPw: o.MaxPasswords, pending: newLastUsed(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.writePIDHint()

@@ -1,12 +1,9 @@
 package store
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -14,11 +11,12 @@ import (
 // Verify checks secret for mailbox and scope (ScopeIMAP or ScopeSMTP) and
 // returns the password that matched. Every authentication failure (invalid
 // or unknown mailbox, empty, wrong, expired or revoked secret, missing scope)
-// returns ErrAuthFailed itself, unwrapped, and costs the same time: the secret is
-// compared in constant time against every password of the mailbox without
-// stopping at a match, and the loop is padded with dummy records up to
-// MaxPasswords. Only a failing database returns another error. Verify never writes to the database; the last-used time is
-// kept in memory and flushed later (see Flush).
+// returns ErrAuthFailed itself, unwrapped, and costs the same time: the
+// secret is compared in constant time against every password of the mailbox
+// without stopping at a match, and the loop is padded with padding records
+// up to MaxPasswords. Only a failing database returns another error. Verify
+// never writes to the database; the last-used time is kept in memory and
+// flushed later (see Flush).
 func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) {
 	canon, merr := CanonicalMailbox(mailbox)
 	mac := s.keys.hashSecret(canon, normalizeSecret(secret))
@@ -28,7 +26,7 @@ func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) 
 		if merr == nil {
 			b = tx.Bucket(bucketPasswords).Bucket([]byte(canon))
 		}
-		rec = s.match(b, mac)
+		rec = s.match(b, tx.Bucket(bucketPadding), mac)
 		return nil
 	})
 	if err != nil {
@@ -52,43 +50,46 @@ func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) 
 }
 
 // match compares mac with the hash of every record in b (nil: unknown
-// mailbox) and then with dummy records until MaxPasswords records have been
-// decoded and compared, so that the work does not depend on how many
-// passwords the mailbox has. ConstantTimeCompare returns early only on a
-// length mismatch, and all hashes are 32 bytes.
-func (s *Store) match(b *bolt.Bucket, mac []byte) *pwRecord {
-	var found *pwRecord
+// mailbox), without stopping at a match, and then with records of the
+// padding bucket until MaxPasswords hashes have been compared. Each slot
+// costs one bbolt cursor step and one comparison whether the record is real
+// or padding, so the work does not tell whether the mailbox exists or how
+// many passwords it has. (Padding from a slice in memory measured several
+// times cheaper than cursor steps, making unknown mailboxes the fast case.)
+// ConstantTimeCompare returns early only on a length mismatch, and all
+// hashes are 32 bytes. Only the matching record, if any, is decoded.
+func (s *Store) match(b, padding *bolt.Bucket, mac []byte) *pwRecord {
+	var found []byte
 	n := 0
-	try := func(v []byte) {
-		var r pwRecord
-		err := json.Unmarshal(v, &r)
-		eq := subtle.ConstantTimeCompare(r.Hash, mac)
-		if eq == 1 && err == nil && r.Scheme == hashScheme && found == nil {
-			found = &r
+	if b != nil {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			found = pick(found, v, mac)
+			n++
 		}
+	}
+	c := padding.Cursor()
+	for k, v := c.First(); k != nil && n < s.maxPw; k, v = c.Next() {
+		found = pick(found, v, mac)
 		n++
 	}
-	if b != nil {
-		b.ForEach(func(_, v []byte) error { try(v); return nil })
+	if found == nil {
+		return nil
 	}
-	for n < s.maxPw {
-		try(s.dummy)
+	r, err := decodeRecord(found)
+	if err != nil || r.Scheme != hashScheme {
+		return nil
 	}
-	return found
+	return r
 }
 
-// dummyRecord is a record shaped like a real one whose hash no secret
-// matches (a random value, not the HMAC of anything), used to pad match.
-func dummyRecord() []byte {
-	hash := make([]byte, 32)
-	rand.Read(hash)
-	r := pwRecord{
-		ID: newID(), Name: "padding padding", Scopes: []string{ScopeIMAP, ScopeSMTP},
-		Created: time.Now().UTC(), Scheme: "dummy", Hash: hash,
-		LastUsed: &LastUse{Time: time.Now().UTC(), Remote: "192.0.2.1", Proto: ScopeIMAP},
+// pick returns v if its hash equals mac and nothing matched before, else
+// found. The comparison always runs.
+func pick(found, v, mac []byte) []byte {
+	if subtle.ConstantTimeCompare(recordHash(v), mac) == 1 && found == nil {
+		return v
 	}
-	b, _ := json.Marshal(r)
-	return b
+	return found
 }
 
 // fail logs why a login failed (never the secret) and returns ErrAuthFailed.
