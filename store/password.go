@@ -78,10 +78,7 @@ func (s *Store) newRecord(mailbox, name string, scopes []string, expires time.Ti
 	}
 	rec := &pwRecord{
 		ID: newID(), Name: name, Scopes: scopes, Created: now,
-		Expires: expires.UTC(), Scheme: hashScheme,
-	}
-	if expires.IsZero() {
-		rec.Expires = time.Time{}
+		Expires: expires.UTC(), Scheme: hashScheme, // UTC of zero is zero
 	}
 	return rec, mailbox, nil
 }

@@ -233,3 +233,35 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("Verify in backup: %+v %v", got, err)
 	}
 }
+
+func paddingCount(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketPadding).Stats().KeyN
+		return nil
+	})
+	return n
+}
+
+func TestPaddingFollowsMaxPasswords(t *testing.T) {
+	o, _ := testOptions(t)
+	o.MaxPasswords = 5
+	s := openT(t, o)
+	if n := paddingCount(t, s); n != 5 {
+		t.Errorf("padding records %d, want 5", n)
+	}
+	s.Close()
+	o.MaxPasswords = 12
+	s = openT(t, o)
+	if n := paddingCount(t, s); n != 12 {
+		t.Errorf("padding records after raising the limit %d, want 12", n)
+	}
+	// Padding lives outside the password tree: no mailbox, no account.
+	if ps, _ := s.ListPasswords(""); len(ps) != 0 {
+		t.Errorf("padding listed as passwords: %+v", ps)
+	}
+	if as, _ := s.Accounts(); len(as) != 0 {
+		t.Errorf("padding listed as accounts: %+v", as)
+	}
+}
