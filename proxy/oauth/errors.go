@@ -119,6 +119,8 @@ func (m *Manager) failed(key, mailbox, rt string, err error) error {
 	c, reason := classify(err)
 	log := m.log.With("user", mailbox, "err", reason)
 	switch {
+	case c == dead && rt != "" && m.relinked(mailbox, rt):
+		return fmt.Errorf("%w: linked again during the refresh", ErrTransient)
 	case c == dead && rt != "":
 		rerr := fmt.Errorf("%w: %s", ErrRelink, reason)
 		m.cache.Store(key, &entry{deadRT: rt, deadErr: rerr})
@@ -133,4 +135,15 @@ func (m *Manager) failed(key, mailbox, rt string, err error) error {
 	}
 	log.Error("oauth: provider refused the client configuration")
 	return fmt.Errorf("%w (%w): %s", ErrConfig, ErrTransient, reason)
+}
+
+// relinked reports whether the store holds a different refresh token than
+// the refused one: the mailbox was linked again while the old token was at
+// the provider, and the new link must not be marked.
+func (m *Manager) relinked(mailbox, rt string) bool {
+	if e := m.entry(m.key(mailbox)); e != nil && e.pendingRT == rt {
+		return false // rt is the newest; the store missed it
+	}
+	cur, err := m.store.LoadRefreshToken(m.provider, mailbox)
+	return err == nil && cur != "" && cur != rt
 }

@@ -76,17 +76,24 @@ func (m *Manager) FinishDeviceLink(ctx context.Context, mailbox string, dc *Devi
 	if dc == nil || dc.resp == nil {
 		return errors.New("oauth: device code not from StartDeviceLink")
 	}
-	tok, err := m.cfg.DeviceAccessToken(m.httpCtx(ctx), dc.resp)
-	if err != nil {
-		if ctx.Err() != nil {
+	for {
+		tok, err := m.cfg.DeviceAccessToken(m.httpCtx(ctx), dc.resp)
+		switch {
+		case err == nil:
+			return m.finishLink(ctx, mailbox, tok)
+		case ctx.Err() != nil:
 			return fmt.Errorf("oauth: device link: %w", ctx.Err())
-		}
-		if errors.Is(err, context.DeadlineExceeded) { // the device code's own expiry
+		case !dc.resp.Expiry.IsZero() && !time.Now().Before(dc.resp.Expiry):
 			return fmt.Errorf("%w: device code expired", ErrExpired)
 		}
-		return m.linkError("device link", err)
+		c, reason := classify(err)
+		if c != transient {
+			return m.linkError("device link", err)
+		}
+		// A blip must not lose the admin's sign-in: poll again (after one
+		// interval) until the code expires.
+		m.log.Warn("oauth: device poll failed, polling on", "user", mailbox, "err", reason)
 	}
-	return m.finishLink(ctx, mailbox, tok)
 }
 
 // StartAuthCodeLink returns the authorization URL for mailbox, with PKCE

@@ -263,3 +263,19 @@ func mustParse(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// A provider blip while polling must not lose the admin's approval.
+func TestDeviceLinkSurvivesTransientPollError(t *testing.T) {
+	t.Parallel()
+	srv, store := newServer(t, nil), newMemStore()
+	m := newManager(t, delegatedOptions(srv, store))
+	srv.FailNext(1, http.StatusInternalServerError) // the first poll
+	dc, done := startDevice(t, t.Context(), m, srv)
+	srv.ApproveDevice(dc.UserCode, alice)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if store.token(alice) == "" || srv.TokenRequests() != 2 {
+		t.Fatalf("saved=%v requests=%d", store.token(alice) != "", srv.TokenRequests())
+	}
+}

@@ -278,3 +278,25 @@ func BenchmarkTokenCached(b *testing.B) {
 		})
 	})
 }
+
+// A refresh with the old token that fails while the admin links the
+// mailbox again must not mark the fresh link for re-linking.
+func TestRelinkDuringRefresh(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil)
+	m, store := linked(t, srv, alice)
+	held, resume := srv.Pause()
+	done := make(chan error, 1)
+	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
+	<-held
+	srv.RevokeRefreshTokens(alice)
+	store.SaveRefreshToken(Microsoft, alice, srv.IssueRefreshToken(alice))
+	resume()
+	if err := <-done; !errors.Is(err, ErrTransient) {
+		t.Fatalf("err = %v, want ErrTransient", err)
+	}
+	if r := store.relinkReason(alice); r != "" {
+		t.Fatalf("fresh link marked: %s", r)
+	}
+	mustToken(t, m, alice)
+}
