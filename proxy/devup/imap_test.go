@@ -78,11 +78,11 @@ func TestIMAPUpstreamOAuthBearer(t *testing.T) {
 
 func TestIMAPUpstreamDeliverError(t *testing.T) {
 	srv, _ := startIMAPUpstream(t)
-	if err := srv.Deliver("a@b", errReader{}); err == nil {
+	if err := srv.Deliver("a@b", imapErrReader{}); err == nil {
 		t.Fatal("Deliver of a failing reader succeeded")
 	}
 }
 
-type errReader struct{}
+type imapErrReader struct{}
 
-func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+func (imapErrReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
