@@ -31,8 +31,14 @@ func startDaemon(name, log string, argv ...string) (*daemon, error) {
 	// Setpgid: Postfix's master stops its children by signalling its own
 	// process group, which must therefore be its own.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// Output goes to a file, not a pipe: cmd.Wait would otherwise also wait
+	// for every process that inherited the pipe to close it.
+	out, err := os.OpenFile(log+".out", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -63,8 +69,9 @@ func (d *daemon) exited() bool {
 }
 
 // stop sends SIGTERM to the master (both masters then stop their children,
-// as "postfix stop" and "doveadm stop" do) and waits until the master and
-// every child it had are gone.
+// as "postfix stop" and "doveadm stop" do), waits for it, then sends SIGTERM
+// to the rest of its process group: Dovecot's login processes otherwise
+// outlive the master for as long as their clients stay connected.
 func (d *daemon) stop() error {
 	if d == nil {
 		return nil
@@ -77,11 +84,12 @@ func (d *daemon) stop() error {
 		d.cmd.Process.Kill()
 		<-d.done
 	}
+	syscall.Kill(-d.pid(), syscall.SIGTERM) // the group id is the master's pid (Setpgid)
 	if left := waitGone(pids, stopTimeout); len(left) > 0 {
 		for _, pid := range left {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		return fmt.Errorf("stop %s: children %v ignored SIGTERM", d.name, left)
+		return fmt.Errorf("stop %s: processes %v ignored SIGTERM", d.name, left)
 	}
 	return nil
 }
@@ -92,7 +100,7 @@ func waitGone(pids []int, timeout time.Duration) []int {
 	for {
 		var left []int
 		for _, pid := range pids {
-			if Alive(pid) {
+			if alive(pid) {
 				left = append(left, pid)
 			}
 		}
@@ -103,9 +111,9 @@ func waitGone(pids []int, timeout time.Duration) []int {
 	}
 }
 
-// Alive reports whether a process with this pid exists and is not a zombie
+// alive reports whether a process with this pid exists and is not a zombie
 // (a zombie has exited; only its parent's bookkeeping is left).
-func Alive(pid int) bool {
+func alive(pid int) bool {
 	state, _, err := procStat(pid)
 	return err == nil && state != 'Z'
 }
@@ -130,7 +138,7 @@ func procStat(pid int) (state byte, ppid int, err error) {
 
 // descendants returns pid followed by all its live descendants.
 func descendants(pid int) []int {
-	if pid == 0 || !Alive(pid) {
+	if pid == 0 || !alive(pid) {
 		return nil
 	}
 	children := map[int][]int{}

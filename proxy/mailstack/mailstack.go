@@ -14,15 +14,21 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Packages are the Debian packages Start needs; .ci/deps installs them.
 const Packages = "dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix"
+
+// ErrInvalidOptions means Options lacks a required field or Host is not an
+// IPv4 address.
+var ErrInvalidOptions = errors.New("mailstack: IntrospectionURL and Dir are required, Host must be IPv4")
 
 // ErrUnavailable means the Dovecot or Postfix binaries are not installed.
 var ErrUnavailable = errors.New("mailstack: dovecot/postfix not installed (apt-get install " + Packages + ")")
@@ -36,7 +42,7 @@ type Options struct {
 	// mail. Required; it and its parents are made searchable by the
 	// unprivileged dovecot, dovenull, postfix and nobody users.
 	Dir string
-	// Host is the listen address; default 127.0.0.2. Dovecot treats a
+	// Host is the IPv4 listen address; default 127.0.0.2. Dovecot treats a
 	// client whose address equals the server's as secure, so listening on
 	// 127.0.0.2 and dialling from 127.0.0.1 behaves like a remote client.
 	Host string
@@ -57,8 +63,9 @@ type Stack struct {
 	// Maildir returns the Maildir that mail for the address user lands in
 	// (Dovecot lower-cases the user name). New mail appears in its new/.
 	Maildir func(user string) string
+	// Dir is the working directory; dovecot.log and postfix.log are here.
+	Dir string
 
-	dir      string
 	logf     func(format string, args ...any)
 	dovecot  *daemon
 	postfix  *daemon
@@ -76,6 +83,13 @@ func Available() error {
 	return nil
 }
 
+// isIPv4 accepts "" (the default) and IPv4 literals: the Postfix config is
+// rendered for IPv4 only.
+func isIPv4(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.To4() != nil
+}
+
 // lookPath also searches /usr/sbin, which is not on every PATH.
 func lookPath(bin string) (string, error) {
 	if p, err := exec.LookPath(bin); err == nil {
@@ -91,9 +105,13 @@ func lookPath(bin string) (string, error) {
 // Start renders the configs, starts Dovecot and then Postfix, and returns
 // once every endpoint answers with its greeting.
 func Start(opts *Options) (*Stack, error) {
+	if opts == nil || opts.IntrospectionURL == "" || opts.Dir == "" || !isIPv4(opts.Host) {
+		return nil, ErrInvalidOptions
+	}
 	if err := Available(); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
 	l, err := prepare(opts)
 	if err != nil {
 		return nil, err
@@ -103,7 +121,8 @@ func Start(opts *Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
-	s.logf("mailstack: up in %s: imaps=%s submission=%s postfix=%s", l.Dir, s.IMAPS, s.Submission, s.PostfixSubmission)
+	s.logf("mailstack: up in %v (%s): imaps=%s submission=%s postfix=%s",
+		time.Since(t0).Round(time.Millisecond), l.Dir, s.IMAPS, s.Submission, s.PostfixSubmission)
 	return s, nil
 }
 
@@ -124,7 +143,7 @@ func newStack(l *layout, logf func(string, ...any)) *Stack {
 		Maildir: func(user string) string {
 			return l.path("mail", strings.ToLower(user), "Maildir")
 		},
-		dir:  l.Dir,
+		Dir:  l.Dir,
 		logf: logf,
 	}
 }
@@ -134,8 +153,10 @@ func newStack(l *layout, logf func(string, ...any)) *Stack {
 // call more than once.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
+		t0 := time.Now()
 		// Postfix first: it talks to Dovecot's LMTP and auth socket.
 		s.stopErr = errors.Join(s.postfix.stop(), s.dovecot.stop())
+		s.logf("mailstack: stopped in %v", time.Since(t0).Round(time.Millisecond))
 	})
 	return s.stopErr
 }

@@ -3,7 +3,6 @@ package mailstack
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,13 +21,10 @@ const readyTimeout = 10 * time.Second
 // on every Debian system.
 const mailUser = "nobody"
 
-// prepare validates opts, creates the directory tree with permissions the
+// prepare creates the directory tree with permissions the
 // unprivileged daemon users can use, picks ports, and writes certs and
 // configs.
 func prepare(opts *Options) (*layout, error) {
-	if opts == nil || opts.IntrospectionURL == "" || opts.Dir == "" {
-		return nil, errors.New("mailstack: IntrospectionURL and Dir are required")
-	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("mailstack: dir: %w", err)
@@ -125,17 +121,18 @@ func joinHostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-// logTail returns the last n lines of a log file for error messages.
+// logTail returns the last n lines of a log file, newline-terminated, for
+// error messages; "" if the file is missing or empty.
 func logTail(path string, n int) string {
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
+	if err != nil || len(b) == 0 {
+		return ""
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n") + "\n"
 }
 
 // greeting dials addr (over TLS if cfg is not nil) and reads the first

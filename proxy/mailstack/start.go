@@ -78,7 +78,8 @@ func (s *Stack) waitReady(d *daemon, eps []endpoint) error {
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
-			return fmt.Errorf("mailstack: %s not ready at %s: %w\n%s", d.name, ep.addr, err, logTail(d.log, 20))
+			return fmt.Errorf("mailstack: %s not ready at %s: %w\n%s%s", d.name, ep.addr, err,
+				logTail(d.log+".out", 10), logTail(d.log, 20))
 		}
 	}
 	return nil
