@@ -1,0 +1,94 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"mailgate/config"
+	"mailgate/proxy"
+	"mailgate/proxy/oauth"
+	"mailgate/store"
+)
+
+// newService builds the admin service. A config whose oauth section cannot
+// be used still allows the password commands.
+func newService(cfg *config.Config, st *store.Store, tr *proxy.Tracker, log *slog.Logger) *service {
+	s := &service{cfg: cfg, store: st, tracker: tr, log: log}
+	if m, err := newOAuth(cfg, st, log); err == nil {
+		s.oauth = m
+	} else {
+		log.Debug("oauth unavailable", "err", err)
+	}
+	return s
+}
+
+// newOAuth turns the oauth section into the manager's Options.
+func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Manager, error) {
+	o := cfg.OAuth
+	opts := &oauth.Options{
+		Provider: o.Provider, Flow: o.Flow, Tenant: o.Tenant,
+		ClientID: o.ClientID, ClientSecret: o.ClientSecret,
+		TokenURL: o.TokenURL, DeviceAuthURL: o.DeviceAuthorizationURL,
+		AuthURL: o.AuthURL, RedirectURL: o.RedirectURL, Scopes: o.Scopes,
+		ServiceAccountJSON: o.ServiceAccountKey, Store: st, Logger: log,
+	}
+	return oauth.New(opts)
+}
+
+// newLogger builds the daemon's logger from the log section.
+func newLogger(l config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// upstream turns an upstream section into proxy.Upstream; the certificate
+// is verified against the system roots plus ca_file, never switched off.
+func upstream(u config.Upstream) (proxy.Upstream, error) {
+	mode, err := proxy.ParseTLSMode(u.TLS)
+	if err != nil {
+		return proxy.Upstream{}, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return proxy.Upstream{}, fmt.Errorf("upstream ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return proxy.Upstream{}, fmt.Errorf("upstream ca_file %s: no PEM certificate in it", u.CAFile)
+		}
+	}
+	return proxy.Upstream{Address: u.Address, TLS: mode, Mechanism: strings.ToUpper(u.Mechanism),
+		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}, nil
+}
+
+// serverTLS is a listener's TLS config: the shared reloadable certificate
+// and the listener's minimum version.
+func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, log *slog.Logger) (*tls.Config, error) {
+	if l.TLS == "none" {
+		return nil, nil
+	}
+	if certs == nil {
+		return nil, fmt.Errorf("listener %s (tls: %s) needs tls.cert_file and tls.key_file", l.Address, l.TLS)
+	}
+	v, err := cfg.TLSVersion(l)
+	if err != nil {
+		return nil, err
+	}
+	if v < tls.VersionTLS12 {
+		log.Warn("TLS below 1.2 enabled for old Outlook on Windows 7; turn it off once those clients are gone",
+			"listener", l.Address, "min_version", tls.VersionName(v))
+	}
+	return &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: v}, nil
+}
