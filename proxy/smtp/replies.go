@@ -74,7 +74,8 @@ func parseEnhanced(s string) (smtp.EnhancedCode, bool) {
 	}
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 || p == "" || p[0] == '+' {
+		// Canonical digits only, so the code writes back as it came.
+		if err != nil || n < 0 || n > 999 || strconv.Itoa(n) != p {
 			return ec, false
 		}
 		ec[i] = n
