@@ -26,6 +26,14 @@ func TestIMAP(t *testing.T) {
 			t.Fatalf("AUTHENTICATE OAUTHBEARER: %s", st)
 		}
 	})
+	t.Run("user name case", func(t *testing.T) {
+		// auth_username_format %Lu lower-cases the SASL user before it is
+		// compared with the introspected email.
+		c := dialIMAP(t, s, s.IMAPS, true)
+		if _, st := c.cmd("AUTHENTICATE XOAUTH2 %s", xoauth2("Dave@Example.COM", "good-dave@example.com")); !strings.HasPrefix(st, "OK") {
+			t.Fatalf("mixed-case user: %s", st)
+		}
+	})
 	t.Run("xoauth2 bad token", func(t *testing.T) {
 		c := dialIMAP(t, s, s.IMAPS, true)
 		tag := c.send("AUTHENTICATE XOAUTH2 %s", xoauth2("alice@example.com", "bad-token"))
