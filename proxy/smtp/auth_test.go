@@ -133,3 +133,19 @@ func sendSimple(c *client, rcpt, msg string) {
 	c.cmd("RCPT TO:<"+rcpt+">", "250 2.0.0 I'll make sure <"+rcpt+"> gets this")
 	c.sendData(msg, "250 2.0.0 OK: queued")
 }
+
+// TestTooManyAuthFailures: the fifth failure ends the connection with 421;
+// the first four get 535 and leave it open (field note 29).
+func TestTooManyAuthFailures(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	c := e.dial(proxy.TLSNone)
+	c.ehlo()
+	wrong := "AUTH PLAIN " + b64("\x00"+alice+"\x00wrong")
+	for range maxAuthFailures - 1 {
+		c.cmd(wrong, "535 5.7.8 Authentication failed")
+	}
+	c.send(wrong)
+	if got := c.expectClosed(); len(got) == 0 || got[0] != "421 4.7.0 Too many authentication failures" {
+		t.Fatalf("after %d failures got %q, want 421 first", maxAuthFailures, got)
+	}
+}

@@ -16,6 +16,8 @@ func (s *session) Data(r io.Reader) error {
 	if s.id == nil {
 		return errAuthRequired
 	}
+	s.relaying.Lock()
+	defer s.relaying.Unlock()
 	up := s.current()
 	if up == nil {
 		return errUpstreamLost

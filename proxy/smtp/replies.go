@@ -36,6 +36,9 @@ var (
 // is not inside a go-smtp command.
 const shutdownLine = "421 4.3.2 Service shutting down\r\n"
 
+// tooManyFailuresLine ends a session after maxAuthFailures failed AUTHs.
+const tooManyFailuresLine = "421 4.7.0 Too many authentication failures\r\n"
+
 func reply(code, class, subject, detail int, text string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: text}
 }

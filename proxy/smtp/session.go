@@ -61,8 +61,12 @@ type session struct {
 	ctx     context.Context // cancelled when the session ends
 	cancel  context.CancelFunc
 
-	id      *proxy.Identity // set by AUTH
-	untrack func()
+	id           *proxy.Identity // set by AUTH
+	untrack      func()
+	authFailures int
+
+	// relaying is held while Data uses the upstream, and by Reset.
+	relaying sync.Mutex
 
 	mu     sync.Mutex
 	up     *upstream // nil before AUTH or after the upstream connection broke
@@ -96,11 +100,30 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch mech {
 	case "PLAIN":
-		return fixedFailures{sasl.NewPlainServer(s.authPlain)}, nil
+		return fixedFailures{sasl.NewPlainServer(s.authenticate)}, nil
 	case proxy.Login:
-		return fixedFailures{proxy.NewLoginServer(s.authPlain)}, nil
+		return fixedFailures{proxy.NewLoginServer(s.authenticate)}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// maxAuthFailures is how many failed AUTHs one session gets. offlineimap
+// spends two on one wrong password (field note 29), so it must be at least 3.
+const maxAuthFailures = 5
+
+// authenticate counts failures; the last one allowed gets 421 and the
+// connection is closed (RFC 4954 section 4 lets a server do so).
+func (s *session) authenticate(identity, username, password string) error {
+	err := s.authPlain(identity, username, password)
+	if err != errAuthFailed {
+		return err
+	}
+	s.authFailures++
+	if s.authFailures >= maxAuthFailures {
+		writeLine(s.nc, tooManyFailuresLine)
+		s.closeConn()
+	}
+	return err
 }
 
 // authPlain checks the app password, then logs in upstream at once, so that
@@ -186,6 +209,16 @@ func (s *session) end(say421 bool) {
 	}
 	if up != nil {
 		up.abort()
+	}
+	s.closeConn()
+}
+
+// closeConn closes the client's TCP connection under any TLS, so that no
+// close_notify can block on a client that does not read.
+func (s *session) closeConn() {
+	if s.tc != nil {
+		s.tc.Close()
+		return
 	}
 	s.nc.Close()
 }

@@ -57,16 +57,15 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 // EHLO. An open upstream transaction gets RSET too. During Shutdown, this is
 // where a session whose transaction has just finished ends.
 func (s *session) Reset() {
+	// BDAT runs Data beside this goroutine; go-smtp has closed its pipe
+	// before calling Reset, so Data ends soon and we wait for it.
+	s.relaying.Lock()
+	defer s.relaying.Unlock()
 	s.mu.Lock()
-	up, open, streaming := s.up, s.upTx, s.inData
-	s.inTx, s.from, s.rcpts = false, "", 0
-	if !streaming {
-		s.upTx = false
-	}
+	up, open := s.up, s.upTx
+	s.inTx, s.upTx, s.from, s.rcpts = false, false, "", 0
 	s.mu.Unlock()
-	// While BDAT's Data is still streaming, its read fails (go-smtp closes
-	// the pipe) and Data drops the upstream itself.
-	if up != nil && open && !streaming {
+	if up != nil && open {
 		if err := up.c.Reset(); err != nil {
 			s.upstreamError(up, err)
 		}

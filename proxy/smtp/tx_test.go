@@ -153,3 +153,21 @@ func TestBDATRelayed(t *testing.T) {
 func equal(a, b []string) bool {
 	return strings.Join(a, "\n") == strings.Join(b, "\n")
 }
+
+// TestBDATAbortedByRset: RSET between chunks abandons the message (the
+// upstream never gets a final dot) and the session goes on.
+func TestBDATAbortedByRset(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	c := e.login()
+	c.cmd("MAIL FROM:<"+alice+">", "250 2.0.0 Roger, accepting mail from <alice@example.com>")
+	c.cmd("RCPT TO:<carol@example.net>", "250 2.0.0 I'll make sure <carol@example.net> gets this")
+	part := "Subject: abandoned\r\n\r\n"
+	c.send(fmt.Sprintf("BDAT %d", len(part)))
+	io.WriteString(c.conn, part)
+	c.expect("250 2.0.0 Continue")
+	c.cmd("RSET", "250 2.0.0 Session reset")
+	sendSimple(c, "dave@example.net", "Subject: kept\r\n\r\nbody\r\n")
+	if got := e.deliv.all(); len(got) != 1 || got[0].To != "dave@example.net" {
+		t.Fatalf("delivered %+v, want only the message to dave", got)
+	}
+}
