@@ -183,7 +183,7 @@ func (f fixedFailures) Next(resp []byte) ([]byte, bool, error) {
 	return challenge, done, err
 }
 
-// setDeadline is a helper so data.go can bound each write to the upstream.
+// setWriteDeadline bounds the next writes to the upstream (data.go).
 func (up *upstream) setWriteDeadline(d time.Duration) {
 	up.raw.SetWriteDeadline(time.Now().Add(d))
 }
