@@ -37,13 +37,30 @@ type daemon struct {
 	certs   *proxy.CertLoader
 	tracker proxy.Tracker
 	servers []server
+	bound   []boundListener // what the listeners really bound, for -dev's banner
 	admin   net.Listener
+}
+
+// boundListener is one open listener.
+type boundListener struct {
+	proto string
+	mode  proxy.TLSMode
+	addr  net.Addr
 }
 
 func cmdServe(e *env, args []string) error {
 	f := newFlags("serve", false)
-	if _, err := f.parse(args, exactly(0), "[-config FILE]"); err != nil {
+	dev := f.Bool("dev", false, "run on loopback with a built-in demo upstream and identity provider")
+	devHost := f.String("dev-listen", "127.0.0.1", "with -dev: loopback `ADDRESS` to listen on")
+	devPorts := f.String("dev-ports", defaultDevPorts, "with -dev: `PORTS` for IMAPS, IMAP+STARTTLS, SMTPS, SMTP+STARTTLS")
+	if _, err := f.parse(args, exactly(0), "[-config FILE | -dev]"); err != nil {
 		return err
+	}
+	if *dev {
+		if f.config != "" {
+			return usageErrorf("serve: -dev uses built-in settings; drop -config")
+		}
+		return serveDev(e, *devHost, *devPorts)
 	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {
@@ -130,6 +147,7 @@ func (d *daemon) serve(proto string, l config.Listener, build func(*tls.Config) 
 	}
 	srv := build(tc)
 	d.servers = append(d.servers, srv)
+	d.bound = append(d.bound, boundListener{proto: proto, mode: mode, addr: ln.Addr()})
 	d.log.Info("listening", "proto", proto, "address", ln.Addr().String(), "tls", string(mode))
 	go func() {
 		if err := srv.Serve(ln, mode); err != nil {

@@ -1,0 +1,210 @@
+package main
+
+// serve -dev: mailgate on loopback with stand-ins for the two things a
+// newcomer does not have at hand, a mailbox provider and its identity
+// provider. Everything between them is the real proxy: config parsing,
+// store, OAuth token manager, IMAP and SMTP front ends, admin socket.
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mailgate/config"
+	"mailgate/proxy/devup"
+	"mailgate/proxy/oauth/oauthtest"
+)
+
+const (
+	defaultDevPorts = "1993,1143,1465,1587"
+	devMailbox      = "demo@mailgate.test"
+)
+
+// devConfig is the config -dev runs on: a real config file, parsed and
+// validated like any other. Paths are relative to the temporary directory.
+const devConfig = `hostname: localhost
+store: { path: mailgate.db, key_file: mailgate.key }
+admin: { socket: admin.sock }
+tls: { cert_file: tls.crt, key_file: tls.key }
+imap:
+  listen:
+    - { address: "%[1]s", tls: implicit }
+    - { address: "%[2]s", tls: starttls }
+  upstream: { address: "%[5]s", tls: implicit, ca_file: tls.crt }
+smtp:
+  listen:
+    - { address: "%[3]s", tls: implicit }
+    - { address: "%[4]s", tls: starttls }
+  upstream: { address: "%[6]s", tls: implicit, ca_file: tls.crt }
+oauth:
+  provider: generic
+  client_id: mailgate-dev
+  token_url: "%[7]s"
+  device_authorization_url: "%[8]s"
+`
+
+// devStack is what -dev runs besides the daemon.
+type devStack struct {
+	dir  string
+	idp  *oauthtest.Server
+	imap *devup.IMAPServer
+	smtp *devup.SMTPServer
+}
+
+func serveDev(e *env, host, ports string) error {
+	addrs, err := devAddrs(host, ports)
+	if err != nil {
+		return err
+	}
+	log := newLogger(config.Log{Level: "info"}, e.stderr)
+	st, cfg, err := startDevStack(addrs, log)
+	if st != nil {
+		defer st.close()
+	}
+	if err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, log: log}
+	if err := d.start(); err != nil {
+		d.stop()
+		return err
+	}
+	if err := d.devBanner(e, st); err != nil {
+		d.stop()
+		return err
+	}
+	return d.wait(e.ctx)
+}
+
+// devAddrs checks that -dev binds loopback only and returns the four
+// listen addresses.
+func devAddrs(host, ports string) ([]string, error) {
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return nil, usageErrorf("serve -dev: refusing to listen on %q: -dev listens on loopback only (e.g. 127.0.0.1)", host)
+	}
+	ps := strings.Split(ports, ",")
+	if len(ps) != 4 {
+		return nil, usageErrorf("serve -dev: -dev-ports wants four ports: IMAPS, IMAP, SMTPS, SMTP")
+	}
+	addrs := make([]string, 4)
+	for i, p := range ps {
+		addrs[i] = net.JoinHostPort(ip.String(), strings.TrimSpace(p))
+	}
+	return addrs, nil
+}
+
+// startDevStack makes the temporary directory, certificate, identity
+// provider and upstreams, and the config pointing at them.
+func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config, error) {
+	dir, err := os.MkdirTemp("", "mailgate-dev-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &devStack{dir: dir}
+	cert, err := writeDevCert(dir)
+	if err != nil {
+		return st, nil, err
+	}
+	if st.idp, err = oauthtest.NewServer(&oauthtest.Options{Logger: log}); err != nil {
+		return st, nil, err
+	}
+	verify := func(user, token string) error {
+		if st.idp.ValidFor(token, user) {
+			return nil
+		}
+		return errors.New("token not valid for this mailbox")
+	}
+	upTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	st.imap = devup.NewIMAP(&devup.IMAPOptions{Verify: verify, TLSConfig: upTLS, Logger: log})
+	imapAddr, err := serveLoopback(st.imap.Serve)
+	if err != nil {
+		return st, nil, err
+	}
+	st.smtp = devup.NewSMTP(&devup.SMTPOptions{Verify: verify, TLSConfig: upTLS, Implicit: true, Deliver: st.imap, Logger: log})
+	smtpAddr, err := serveLoopback(st.smtp.Serve)
+	if err != nil {
+		return st, nil, err
+	}
+	yaml := fmt.Sprintf(devConfig, addrs[0], addrs[1], addrs[2], addrs[3], imapAddr, smtpAddr,
+		st.idp.TokenURL(), st.idp.DeviceAuthURL())
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return st, nil, err
+	}
+	cfg, err := config.Load(path)
+	return st, cfg, err
+}
+
+func (st *devStack) close() {
+	if st.smtp != nil {
+		st.smtp.Close()
+	}
+	if st.imap != nil {
+		st.imap.Close()
+	}
+	if st.idp != nil {
+		st.idp.Close()
+	}
+	os.RemoveAll(st.dir)
+}
+
+// serveLoopback runs serve on a fresh 127.0.0.1 port and returns the address.
+func serveLoopback(serve func(net.Listener) error) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go serve(ln)
+	return ln.Addr().String(), nil
+}
+
+// writeDevCert writes a self-signed certificate for localhost and the
+// loopback addresses; clients such as mbsync want a DNS name (field note 30).
+func writeDevCert(dir string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "mailgate -dev"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:        true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
