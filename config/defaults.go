@@ -35,9 +35,12 @@ var defaultScopes = map[string][]string{
 		"https://outlook.office.com/IMAP.AccessAsUser.All",
 		"https://outlook.office.com/SMTP.Send",
 		"offline_access", // without it there is no refresh token
+		// An ID token names the signed-in user, so "account link" can
+		// check it is the mailbox being linked (OpenID Connect Core 3.1.2).
+		"openid", "email", "profile",
 	},
 	ProviderMicrosoft + "/" + FlowApp:    {"https://outlook.office365.com/.default"},
-	ProviderGoogle + "/" + FlowDelegated: {"https://mail.google.com/"},
+	ProviderGoogle + "/" + FlowDelegated: {"https://mail.google.com/", "openid", "email"},
 	ProviderGoogle + "/" + FlowApp:       {"https://mail.google.com/"},
 }
 

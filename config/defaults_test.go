@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 			Provider: "microsoft", Flow: "delegated", Tenant: "contoso.onmicrosoft.com", ClientID: "app-id",
 			RedirectURL: "http://localhost",
 			Scopes: []string{"https://outlook.office.com/IMAP.AccessAsUser.All",
-				"https://outlook.office.com/SMTP.Send", "offline_access"},
+				"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email", "profile"},
 		},
 		Accounts: Accounts{MaxPasswords: 40},
 		Log:      Log{Level: "info", Format: "text"},
@@ -60,7 +60,7 @@ func TestProviderDefaults(t *testing.T) {
 		{"microsoft app", "oauth: {provider: microsoft, flow: app, tenant: t, client_id: x, client_secret: s}",
 			"outlook.office365.com:993", "smtp.office365.com:587", []string{"https://outlook.office365.com/.default"}},
 		{"google delegated", "oauth: {provider: google, client_id: x, client_secret_file: secret}",
-			"imap.gmail.com:993", "smtp.gmail.com:587", []string{"https://mail.google.com/"}},
+			"imap.gmail.com:993", "smtp.gmail.com:587", []string{"https://mail.google.com/", "openid", "email"}},
 		{"google app", "oauth: {provider: google, flow: app, service_account_file: key.json}",
 			"imap.gmail.com:993", "smtp.gmail.com:587", []string{"https://mail.google.com/"}},
 		{"generic", "oauth: {provider: generic, token_url: \"https://idp.example/token\", client_id: x, " +
