@@ -51,7 +51,7 @@ func opAccountLink(ctx context.Context, s *service, args json.RawMessage, c conv
 		return nil, err
 	}
 	var err error
-	if s.cfg.OAuth.Provider == "google" {
+	if s.usesCodeFlow() {
 		err = s.linkAuthCode(ctx, a.Mailbox, c)
 	} else {
 		err = s.linkDevice(ctx, a.Mailbox, c)
@@ -64,6 +64,14 @@ func opAccountLink(ctx context.Context, s *service, args json.RawMessage, c conv
 	}
 	s.log.Info("mailbox linked", "user", a.Mailbox)
 	return linkResult{Mailbox: a.Mailbox, Linked: true}, nil
+}
+
+// usesCodeFlow says whether linking uses the authorization-code flow:
+// always for Google (its device flow cannot carry the Gmail scope), and for
+// a generic provider that has an authorization endpoint but no device one.
+func (s *service) usesCodeFlow() bool {
+	o := s.cfg.OAuth
+	return o.Provider == "google" || (o.Provider == "generic" && o.DeviceAuthorizationURL == "" && o.AuthURL != "")
 }
 
 func (s *service) linkDevice(ctx context.Context, mailbox string, c conv) error {
@@ -143,7 +151,9 @@ func opAccountUnlink(ctx context.Context, s *service, args json.RawMessage, _ co
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if err := s.store.Unlink(a.Mailbox); err != nil {
+	if err := s.store.Unlink(a.Mailbox); errors.Is(err, store.ErrNotFound) {
+		return nil, withHint(errorf("%s is not linked", a.Mailbox), "see linked mailboxes with \"mailgate account list\"")
+	} else if err != nil {
 		return nil, storeError(err)
 	}
 	ps, err := s.store.ListPasswords(a.Mailbox)
