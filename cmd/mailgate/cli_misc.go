@@ -17,6 +17,9 @@ func cmdConfigCheck(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := loadCerts(cfg); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", cfg.File)
 	return nil
 }

@@ -86,10 +86,8 @@ func (d *daemon) start() error {
 		_, err := newOAuth(d.cfg, st, d.log)
 		return fmt.Errorf("%s: oauth: %w", d.cfg.File, err)
 	}
-	if d.cfg.TLS.CertFile != "" {
-		if d.certs, err = proxy.NewCertLoader(d.cfg.TLS.CertFile, d.cfg.TLS.KeyFile); err != nil {
-			return err
-		}
+	if d.certs, err = loadCerts(d.cfg); err != nil {
+		return err
 	}
 	if d.admin, err = listenAdmin(d.cfg.Admin.Socket); err != nil {
 		return err

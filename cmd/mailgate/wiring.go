@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"mailgate/config"
@@ -91,4 +92,27 @@ func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, l
 			"listener", l.Address, "min_version", tls.VersionName(v))
 	}
 	return &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: v}, nil
+}
+
+// loadCerts loads the certificate when any listener needs TLS, so that both
+// "config check" and serve report a missing or broken one up front.
+func loadCerts(cfg *config.Config) (*proxy.CertLoader, error) {
+	need := ""
+	for _, l := range append(slices.Clone(cfg.IMAP.Listen), cfg.SMTP.Listen...) {
+		if l.TLS != "none" {
+			need = l.Address
+		}
+	}
+	switch {
+	case need == "":
+		return nil, nil
+	case cfg.TLS.CertFile == "":
+		return nil, withHint(fmt.Errorf("%s: listener %s needs tls.cert_file and tls.key_file", cfg.File, need),
+			"set tls.cert_file and tls.key_file to a certificate covering the hostname")
+	}
+	certs, err := proxy.NewCertLoader(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tls: %w", cfg.File, err)
+	}
+	return certs, nil
 }
