@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestLimitsConnPerNetwork(t *testing.T) {
+	l := NewLimits(&LimitsOptions{ConnsPerIP: 2, MaxConns: 100,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	a := netip.MustParseAddr("2001:db8::1")
+	r1, ok1 := l.Conn(a)
+	_, ok2 := l.Conn(netip.MustParseAddr("2001:db8::2")) // same /64
+	if !ok1 || !ok2 {
+		t.Fatal("first two connections refused")
+	}
+	if _, ok := l.Conn(a); ok {
+		t.Fatal("third connection from the same /64 admitted")
+	}
+	if _, ok := l.Conn(netip.MustParseAddr("2001:db8:1::1")); !ok {
+		t.Fatal("another /64 refused")
+	}
+	r1()
+	r1() // twice is harmless
+	if _, ok := l.Conn(a); !ok {
+		t.Fatal("connection refused after one was released")
+	}
+	for range 5 {
+		if _, ok := l.Conn(netip.MustParseAddr("10.9.9.9")); !ok {
+			t.Fatal("trusted network limited")
+		}
+	}
+}
+
+func TestLimitsTotal(t *testing.T) {
+	l := NewLimits(&LimitsOptions{MaxConns: 3})
+	var release []func()
+	for i := range 3 {
+		r, ok := l.Conn(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
+		if !ok {
+			t.Fatalf("connection %d refused", i)
+		}
+		release = append(release, r)
+	}
+	if _, ok := l.Conn(netip.MustParseAddr("192.0.2.99")); ok {
+		t.Fatal("connection over the total admitted")
+	}
+	release[0]()
+	if _, ok := l.Conn(netip.MustParseAddr("192.0.2.99")); !ok {
+		t.Fatal("refused after a release")
+	}
+	if n := l.Conns(); n != 3 {
+		t.Fatalf("Conns = %d, want 3", n)
+	}
+}
+
+func TestLimitsSessions(t *testing.T) {
+	l := NewLimits(&LimitsOptions{SessionsPerMailbox: 2})
+	r, _ := l.Session(ProtoIMAP, "ann")
+	l.Session(ProtoIMAP, "ann")
+	if _, ok := l.Session(ProtoIMAP, "ann"); ok {
+		t.Fatal("third IMAP session admitted")
+	}
+	if _, ok := l.Session(ProtoSMTP, "ann"); !ok {
+		t.Fatal("SMTP counted with IMAP")
+	}
+	if _, ok := l.Session(ProtoIMAP, "bob"); !ok {
+		t.Fatal("another mailbox refused")
+	}
+	r()
+	if _, ok := l.Session(ProtoIMAP, "ann"); !ok {
+		t.Fatal("refused after a release")
+	}
+	var nl *Limits
+	if _, ok := nl.Session(ProtoIMAP, "ann"); !ok {
+		t.Fatal("nil Limits refused")
+	}
+}
