@@ -114,7 +114,6 @@ func FuzzProxyHeader(f *testing.F) {
 	})
 }
 
-
 // serveProxyProto runs a ProxyProtoListener on loopback that reports each
 // accepted connection's RemoteAddr and first line.
 func serveProxyProto(t *testing.T, trusted string) (addr string, got chan string) {
