@@ -87,7 +87,7 @@ func (c *conn) runSASL(tag string, srv sasl.Server, resp []byte, login func() er
 			return login()
 		}
 		if err != nil {
-			c.s.log.Info("login failed", "remote", c.remote, "err", err)
+			c.s.log.Info("sasl exchange failed", "remote", c.remote, "err", err)
 			return c.authFailed(tag)
 		}
 		c.reply("+ %s", base64.StdEncoding.EncodeToString(challenge))
@@ -129,21 +129,56 @@ func (c *conn) login(tag, user, pass string) error {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
 	defer cancel()
-	id, err := c.s.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
-		Username: user, Password: pass, Proto: proxy.ProtoIMAP, Remote: c.remote,
-	})
-	if err == nil {
-		var up *upConn
-		if up, err = c.s.openUpstream(ctx, id.Mailbox); err == nil {
-			return c.handOff(tag, id, up)
-		}
-	}
-	c.s.log.Info("login failed", "remote", c.remote, "user", logSafe(user), "upstream", c.s.opts.Upstream.Address, "err", err)
+	id, err := c.authenticate(ctx, user, pass)
 	if errors.Is(err, proxy.ErrAuthFailed) {
 		return c.authFailed(tag)
 	}
-	c.reply("%s %s", tag, textUnavailable)
-	return nil
+	if err != nil {
+		c.reply("%s %s", tag, textUnavailable)
+		return nil
+	}
+	release, ok := c.s.opts.Limits.Session(proxy.ProtoIMAP, id.Mailbox)
+	if !ok {
+		c.s.log.Warn("login refused: too many upstream sessions", "remote", c.remote, "user", id.Mailbox)
+		c.reply("%s %s", tag, textUnavailable)
+		return nil
+	}
+	defer release() // handOff returns when the relayed session ends
+	up, err := c.s.openUpstream(ctx, id.Mailbox)
+	if err != nil {
+		c.s.log.Info("upstream login failed", "remote", c.remote, "user", id.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
+		if errors.Is(err, proxy.ErrAuthFailed) {
+			return c.authFailed(tag)
+		}
+		c.reply("%s %s", tag, textUnavailable)
+		return nil
+	}
+	return c.handOff(tag, id, up)
+}
+
+// authenticate checks the password with the throttle around it: a network
+// or mailbox that failed too often is refused without a check, and a
+// failure's reply waits (like Dovecot's auth_failure_delay). "login failed"
+// is the line fail2ban matches (README, Security).
+func (c *conn) authenticate(ctx context.Context, user, pass string) (*proxy.Identity, error) {
+	th := c.s.opts.Throttle
+	if err := th.Check(c.remote, user); err != nil {
+		c.s.log.Warn("login refused: throttled", "remote", c.remote, "user", logSafe(user))
+		return nil, err
+	}
+	id, err := c.s.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
+		Username: user, Password: pass, Proto: proxy.ProtoIMAP, Remote: c.remote,
+	})
+	switch {
+	case err == nil:
+		th.Success(c.remote, user)
+	case errors.Is(err, proxy.ErrAuthFailed):
+		proxy.Sleep(ctx, th.Failure(c.remote, user))
+		c.s.log.Warn("login failed", "remote", c.remote, "user", logSafe(user), "err", err)
+	default:
+		c.s.log.Warn("login unavailable", "remote", c.remote, "user", logSafe(user), "err", err)
+	}
+	return id, err
 }
 
 // authFailed answers a failed login. Past MaxFailures the connection ends

@@ -57,6 +57,12 @@ func (s *Server) serveConn(nc net.Conn, mode proxy.TLSMode) {
 		deadline:    time.Now().Add(s.opts.PreAuthTimeout),
 	}
 	nc.SetDeadline(c.deadline)
+	release, ok := s.opts.Limits.Conn(c.remote)
+	if !ok {
+		c.refuse()
+		return
+	}
+	defer release()
 	err := c.serve()
 	if errors.Is(err, errHandedOff) {
 		return // the relay closed both connections
@@ -67,6 +73,20 @@ func (s *Server) serveConn(nc net.Conn, mode proxy.TLSMode) {
 		s.log.Debug("connection ended before login", "remote", c.remote, "err", err)
 	}
 }
+
+// refuse ends a connection over the limits with an untagged BYE instead of
+// the greeting (RFC 3501 section 7.1.5), quickly: it must stay cheap.
+func (c *conn) refuse() {
+	c.s.log.Warn("connection refused: too many connections", "remote", c.remote)
+	c.raw.SetDeadline(time.Now().Add(refuseTimeout))
+	c.reply("* BYE Too many connections, try again later")
+	c.bw.Flush()
+	c.raw.Close()
+}
+
+// refuseTimeout bounds writing the refusal (and, on an implicit TLS
+// listener, the handshake before it).
+const refuseTimeout = 5 * time.Second
 
 func remoteAddr(nc net.Conn) netip.Addr {
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {

@@ -50,6 +50,12 @@ type Options struct {
 	Logger   *slog.Logger
 	Hostname string // in the greeting
 
+	// Throttle delays and refuses password guessing; Limits bounds
+	// connections and upstream sessions. Both are shared with SMTP; nil
+	// means none.
+	Throttle *proxy.Throttle
+	Limits   *proxy.Limits
+
 	MaxLine, MaxLiteral int
 	MaxFailures         int
 	PreAuthTimeout      time.Duration
