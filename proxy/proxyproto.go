@@ -35,17 +35,23 @@ const (
 // unspecified family: health checks) returns the zero AddrPort; the caller
 // then keeps the peer's address.
 func readProxyHeader(br *bufio.Reader) (netip.AddrPort, error) {
-	sig, err := br.Peek(len(v2Sig))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+	// Byte by byte, so that a client that speaks first without a header
+	// (or a short line) is refused at once rather than at the timeout.
+	for n := 1; n <= len(v2Sig); n++ {
+		b, err := br.Peek(n)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+		}
+		switch {
+		case bytes.HasPrefix([]byte("PROXY "), b) || bytes.HasPrefix(b, []byte("PROXY ")):
+			if n >= len("PROXY ") {
+				return readV1(br)
+			}
+		case !bytes.HasPrefix(v2Sig, b):
+			return netip.AddrPort{}, fmt.Errorf("%w: no header", ErrProxyHeader)
+		}
 	}
-	if bytes.Equal(sig, v2Sig) {
-		return readV2(br)
-	}
-	if bytes.HasPrefix(sig, []byte("PROXY ")) {
-		return readV1(br)
-	}
-	return netip.AddrPort{}, fmt.Errorf("%w: no header", ErrProxyHeader)
+	return readV2(br)
 }
 
 // readV1 parses "PROXY TCP4|TCP6 src dst sport dport\r\n" or

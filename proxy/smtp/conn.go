@@ -9,13 +9,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mailgate/proxy"
 )
 
 // trackingListener registers every accepted connection with the Server, so
 // that Shutdown can find connections go-smtp has no session for yet.
+// It also applies the connection limits.
 type trackingListener struct {
 	net.Listener
-	srv *Server
+	srv  *Server
+	mode proxy.TLSMode
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -24,27 +28,51 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &trackedConn{Conn: nc, srv: l.srv}
+		release, ok := l.srv.opts.Limits.Conn(remoteAddr(nc))
+		if !ok {
+			go l.refuse(nc)
+			continue
+		}
+		c := &trackedConn{Conn: nc, srv: l.srv, release: release}
 		if l.srv.addConn(c) {
 			return c, nil
 		}
-		nc.Close() // accepted while Shutdown closed the listener
+		c.Close() // accepted while Shutdown closed the listener
 	}
 }
+
+// refuse answers a connection over the limits with 421 instead of the
+// greeting (RFC 5321 section 3.1), over TLS on an implicit listener.
+func (l *trackingListener) refuse(nc net.Conn) {
+	l.srv.log.Warn("connection refused: too many connections", "remote", remoteAddr(nc))
+	nc.SetDeadline(time.Now().Add(refuseTimeout))
+	if l.mode == proxy.TLSImplicit {
+		nc = tls.Server(nc, l.srv.opts.TLSConfig)
+	}
+	nc.Write([]byte(tooManyConnsLine))
+	nc.Close()
+}
+
+// refuseTimeout bounds the refusal, TLS handshake included.
+const refuseTimeout = 5 * time.Second
 
 // trackedConn is an accepted connection. go-smtp may wrap it in TLS
 // (implicit or after STARTTLS); tracked finds it again.
 type trackedConn struct {
 	net.Conn
-	srv  *Server
-	once sync.Once
-	sess atomic.Pointer[session] // the current session, nil before EHLO
+	srv     *Server
+	release func() // the connection's slot in Limits
+	once    sync.Once
+	sess    atomic.Pointer[session] // the current session, nil before EHLO
 }
 
 // Close closes the connection and forgets it.
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.srv.removeConn(c) })
+	c.once.Do(func() {
+		c.srv.removeConn(c)
+		c.release()
+	})
 	return err
 }
 

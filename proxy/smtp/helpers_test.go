@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -190,6 +191,9 @@ type env struct {
 	logs     *lockedBuffer
 	addrs    map[proxy.TLSMode]string
 	clientTC *tls.Config
+	// proxyAddr is a TLSNone listener behind a PROXY protocol listener
+	// that trusts loopback (envConfig.proxyProto).
+	proxyAddr string
 }
 
 // envConfig tweaks an env before it starts.
@@ -200,6 +204,11 @@ type envConfig struct {
 	mechanism  string
 	upAddr     string // overrides the upstream address (a dead port)
 	reject     map[string]*smtp.SMTPError
+	throttle   *proxy.Throttle
+	limits     *proxy.Limits
+	proxyProto bool
+	// wrapAuth, if set, wraps the fake Authenticator (to count calls).
+	wrapAuth func(proxy.Authenticator) proxy.Authenticator
 }
 
 func newEnv(t *testing.T, cfg envConfig) *env {
@@ -235,10 +244,21 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if cfg.upAddr != "" {
 		upstream.Address = cfg.upAddr
 	}
+	var auth proxy.Authenticator = e.auth
+	if cfg.wrapAuth != nil {
+		auth = cfg.wrapAuth(auth)
+	}
 	e.srv = New(&Options{
-		Authenticator: e.auth, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
+		Authenticator: auth, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
 		Tracker: e.tracker, Logger: logger, Hostname: "mx.test", MaxMessageBytes: cfg.proxyMax,
+		Throttle: cfg.throttle, Limits: cfg.limits,
 	})
+	if cfg.proxyProto {
+		ln := listen(t)
+		e.proxyAddr = ln.Addr().String()
+		pl := proxy.NewProxyProtoListener(ln, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, logger)
+		go e.srv.Serve(pl, proxy.TLSNone)
+	}
 	for _, mode := range []proxy.TLSMode{proxy.TLSNone, proxy.TLSStartTLS, proxy.TLSImplicit} {
 		ln := listen(t)
 		e.addrs[mode] = ln.Addr().String()

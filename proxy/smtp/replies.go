@@ -39,6 +39,9 @@ const shutdownLine = "421 4.3.2 Service shutting down\r\n"
 // tooManyFailuresLine ends a session after maxAuthFailures failed AUTHs.
 const tooManyFailuresLine = "421 4.7.0 Too many authentication failures\r\n"
 
+// tooManyConnsLine replaces the greeting of a connection over the limits.
+const tooManyConnsLine = "421 4.7.0 Too many connections, try again later\r\n"
+
 func reply(code, class, subject, detail int, text string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: text}
 }

@@ -58,6 +58,11 @@ type Options struct {
 	Tracker       *proxy.Tracker      // live sessions; nil means a private one
 	Logger        *slog.Logger        // nil means slog.Default
 	Hostname      string              // greeting and EHLO name; "" means os.Hostname
+	// Throttle delays and refuses password guessing; Limits bounds
+	// connections and upstream sessions. Both are shared with IMAP; nil
+	// means none.
+	Throttle *proxy.Throttle
+	Limits   *proxy.Limits
 
 	// MaxMessageBytes caps a message. 0 means the upstream's SIZE.
 	//
@@ -132,7 +137,7 @@ func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
 	if mode != proxy.TLSNone && s.opts.TLSConfig == nil {
 		return fmt.Errorf("smtp: tls mode %s needs a TLS config", mode)
 	}
-	tl := &trackingListener{Listener: ln, srv: s}
+	tl := &trackingListener{Listener: ln, srv: s, mode: mode}
 	if !s.addListener(tl) {
 		ln.Close()
 		return nil

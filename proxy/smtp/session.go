@@ -68,15 +68,17 @@ type session struct {
 	// relaying is held while Data uses the upstream, and by Reset.
 	relaying sync.Mutex
 
-	mu     sync.Mutex
-	up     *upstream // nil before AUTH or after the upstream connection broke
-	inTx   bool      // a MAIL was accepted and not yet finished or reset
-	upTx   bool      // the upstream has a transaction open
-	inData bool      // Data is streaming
-	ended  bool
-	from   string
-	rcpts  int
-	msgs   int
+	mu sync.Mutex
+	up *upstream // nil before AUTH or after the upstream connection broke
+	// releaseSlot frees the upstream session's slot in Limits.
+	releaseSlot func()
+	inTx        bool // a MAIL was accepted and not yet finished or reset
+	upTx        bool // the upstream has a transaction open
+	inData      bool // Data is streaming
+	ended       bool
+	from        string
+	rcpts       int
+	msgs        int
 }
 
 var (
@@ -131,24 +133,28 @@ func (s *session) authenticate(identity, username, password string) error {
 func (s *session) authPlain(identity, username, password string) error {
 	log := s.log.With("user", username)
 	if identity != "" && identity != username {
-		log.Info("smtp login failed", "err", "authorization identity differs from user")
+		log.Info("smtp sasl exchange failed", "err", "authorization identity differs from user")
 		return errAuthFailed
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, loginTimeout)
 	defer cancel()
-	id, err := s.srv.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
-		Username: username, Password: password, Proto: proxy.ProtoSMTP, Remote: s.remote,
-	})
+	id, err := s.checkPassword(ctx, username, password)
 	if err != nil {
-		log.Info("smtp login failed", "err", err)
 		return authReply(err)
+	}
+	release, ok := s.srv.opts.Limits.Session(proxy.ProtoSMTP, id.Mailbox)
+	if !ok {
+		log.Warn("login refused: too many upstream sessions")
+		return errTempAuth
 	}
 	up, err := s.srv.login(ctx, id.Mailbox)
 	if err != nil {
+		release()
 		log.Warn("smtp upstream login failed", "upstream", s.srv.opts.Upstream.Address, "err", err)
 		return authReply(err)
 	}
-	if !s.setUpstream(up) {
+	if !s.setUpstream(up, release) {
+		release()
 		up.abort()
 		return errTempAuth
 	}
@@ -162,15 +168,57 @@ func (s *session) authPlain(identity, username, password string) error {
 	return nil
 }
 
-// setUpstream installs up unless the session has ended meanwhile.
-func (s *session) setUpstream(up *upstream) bool {
+// checkPassword asks the Authenticator with the throttle around it: a
+// network or mailbox that failed too often is refused without a check, and
+// a failure's reply waits. "login failed" is the line fail2ban matches
+// (README, Security); it is logged with the server's logger so that its
+// keys come in a fixed order: proto, remote, user.
+func (s *session) checkPassword(ctx context.Context, user, pass string) (*proxy.Identity, error) {
+	th, log := s.srv.opts.Throttle, s.srv.log
+	if err := th.Check(s.remote, user); err != nil {
+		log.Warn("login refused: throttled", "remote", s.remote, "user", user)
+		return nil, err
+	}
+	id, err := s.srv.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
+		Username: user, Password: pass, Proto: proxy.ProtoSMTP, Remote: s.remote,
+	})
+	switch {
+	case err == nil:
+		th.Success(s.remote, user)
+	case errors.Is(err, proxy.ErrAuthFailed):
+		proxy.Sleep(ctx, th.Failure(s.remote, user))
+		log.Warn("login failed", "remote", s.remote, "user", user, "err", err)
+	default:
+		log.Warn("login unavailable", "remote", s.remote, "user", user, "err", err)
+	}
+	return id, err
+}
+
+// setUpstream installs up unless the session has ended meanwhile. At AUTH
+// it also takes the session's slot in Limits (release), which is held until
+// the session ends, across upstream reconnections (release nil).
+func (s *session) setUpstream(up *upstream, release func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return false
 	}
 	s.up = up
+	if release != nil {
+		s.releaseSlot = release
+	}
 	return true
+}
+
+// releaseSession frees the session's Limits slot, once.
+func (s *session) releaseSession() {
+	s.mu.Lock()
+	release := s.releaseSlot
+	s.releaseSlot = nil
+	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
 }
 
 func (s *session) Logout() error {
@@ -187,6 +235,7 @@ func (s *session) Logout() error {
 	} else if up != nil {
 		up.quit()
 	}
+	s.releaseSession()
 	if s.untrack != nil {
 		s.untrack()
 	}
@@ -210,6 +259,7 @@ func (s *session) end(say421 bool) {
 	if up != nil {
 		up.abort()
 	}
+	s.releaseSession()
 	s.closeConn()
 }
 

@@ -88,7 +88,7 @@ func (s *session) upstream() (*upstream, error) {
 		s.log.Warn("smtp upstream reconnect failed", "upstream", s.srv.opts.Upstream.Address, "err", err)
 		return nil, errUpstreamDown
 	}
-	if !s.setUpstream(up) {
+	if !s.setUpstream(up, nil) {
 		up.abort()
 		return nil, errUpstreamDown
 	}
