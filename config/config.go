@@ -61,6 +61,10 @@ type Config struct {
 	OAuth    OAuth
 	Accounts Accounts
 	Log      Log
+	Limits   Limits
+	// ProxyProtocol names the balancers trusted on listeners with
+	// proxy_protocol: true.
+	ProxyProtocol ProxyProtocol
 }
 
 // Store locates the bbolt database and the key that seals refresh tokens.
@@ -103,6 +107,9 @@ type Listener struct {
 	TLS        string `yaml:"tls"`         // TLSImplicit, TLSStartTLS or TLSNone
 	Force      bool   `yaml:"force"`       // allow TLSNone on a non-loopback address
 	MinVersion string `yaml:"min_version"` // overrides TLS.MinVersion when set
+	// ProxyProtocol: every connection must come from a balancer in
+	// ProxyProtocol.Trusted and start with a PROXY protocol v1/v2 header.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 }
 
 // Upstream is the real mail server behind the proxy.

@@ -23,6 +23,9 @@ type rawConfig struct {
 	OAuth    OAuth       `yaml:"oauth"`
 	Accounts rawAccounts `yaml:"accounts"`
 	Log      Log         `yaml:"log"`
+	Limits   rawLimits   `yaml:"limits"`
+	// ProxyProtocol is the top-level proxy_protocol section.
+	ProxyProtocol rawProxyProtocol `yaml:"proxy_protocol"`
 }
 
 type rawAccounts struct {

@@ -59,6 +59,10 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 		Accounts: Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
 		Log:      raw.Log,
 	}
+	var err error
+	if c.Limits, c.ProxyProtocol, err = d.buildLimits(raw.Limits, raw.ProxyProtocol); err != nil {
+		return nil, err
+	}
 	if raw.Accounts.MaxPasswords != nil {
 		c.Accounts.MaxPasswords = *raw.Accounts.MaxPasswords
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func mustParse(t *testing.T, name, s string) *Config {
@@ -44,6 +45,9 @@ func TestDefaults(t *testing.T) {
 		},
 		Accounts: Accounts{MaxPasswords: 40},
 		Log:      Log{Level: "info", Format: "text"},
+		Limits: Limits{FailureDelay: 2 * time.Second, MaxFailureDelay: 15 * time.Second,
+			MaxFailures: 10, MaxMailboxFailures: 30, FailureWindow: 10 * time.Minute, Lockout: 15 * time.Minute,
+			MaxEntries: 100000, ConnectionsPerIP: 50, Connections: 10000, UpstreamSessionsPerMailbox: 20},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestLimits(t *testing.T) {
+	c := mustParse(t, "mailgate.yaml", y(
+		"limits:",
+		"  trusted_networks: [10.0.0.0/8, 192.0.2.7, \"2001:db8::1/48\"]",
+		"  failure_delay: 1s",
+		"  max_failure_delay: 1m",
+		"  connections_per_ip: 5",
+		"proxy_protocol:",
+		"  trusted: [127.0.0.1]",
+		"imap:",
+		"  listen:",
+		`    - { address: ":993", tls: implicit, proxy_protocol: true }`,
+	)+msOAuth)
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/48")}
+	if !reflect.DeepEqual(c.Limits.TrustedNetworks, want) {
+		t.Errorf("trusted_networks = %v, want %v", c.Limits.TrustedNetworks, want)
+	}
+	if c.Limits.FailureDelay != time.Second || c.Limits.MaxFailureDelay != time.Minute ||
+		c.Limits.ConnectionsPerIP != 5 || c.Limits.MaxFailures != DefaultMaxFailures {
+		t.Errorf("limits = %+v", c.Limits)
+	}
+	if !c.IMAP.Listen[0].ProxyProtocol || c.ProxyProtocol.Trusted[0] != netip.MustParsePrefix("127.0.0.1/32") {
+		t.Errorf("proxy protocol: %+v %+v", c.IMAP.Listen[0], c.ProxyProtocol)
+	}
+}
+
+func TestLimitsErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		line       int
+		key, msg   string
+	}{
+		{"bad network", y("limits:", "  trusted_networks:", "    - 10.0.0.0/8", "    - 10.0.0/8"),
+			4, "limits.trusted_networks[1]", `"10.0.0/8" is not a network`},
+		{"zero failures", y("limits:", "  max_failures: 0"), 2, "limits.max_failures", "too small"},
+		{"negative delay", y("limits:", "  lockout: -1m"), 2, "limits.lockout", "not positive"},
+		{"delays reversed", y("limits:", "  failure_delay: 20s"), 1, "limits.max_failure_delay", "below failure_delay"},
+		{"tiny table", y("limits:", "  max_entries: 10"), 2, "limits.max_entries", "at least 100"},
+		{"proxy without trusted", y("smtp:", "  listen:", `    - { address: ":587", tls: starttls, proxy_protocol: true }`),
+			3, "smtp.listen[0].proxy_protocol", "proxy_protocol.trusted"},
+		{"bad balancer", y("proxy_protocol:", "  trusted: [lb.example.com]"), 2, "proxy_protocol.trusted[0]", "not a network"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("m.yaml", []byte(withOAuth(tt.yaml)))
+			wantError(t, err, "m.yaml", tt.line, tt.key, tt.msg)
+		})
+	}
+}
