@@ -107,10 +107,14 @@ func (d *daemon) listen(auth proxy.Authenticator, tokens proxy.TokenSource) erro
 	if err != nil {
 		return fmt.Errorf("%s: smtp.upstream: %w", d.cfg.File, err)
 	}
+	// One Throttle and one Limits for both protocols: a guesser cannot
+	// double its rate by switching protocol.
+	throttle, limits := newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
 	for _, l := range d.cfg.IMAP.Listen {
 		err := d.serve("imap", l, func(tc *tls.Config) server {
 			return imap.New(&imap.Options{Authenticator: auth, Tokens: tokens, Upstream: imapUp,
-				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: d.cfg.Hostname})
+				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: d.cfg.Hostname,
+				Throttle: throttle, Limits: limits})
 		})
 		if err != nil {
 			return err
@@ -120,7 +124,7 @@ func (d *daemon) listen(auth proxy.Authenticator, tokens proxy.TokenSource) erro
 		err := d.serve("smtp", l, func(tc *tls.Config) server {
 			return smtp.New(&smtp.Options{Authenticator: auth, Tokens: tokens, Upstream: smtpUp,
 				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: d.cfg.Hostname,
-				MaxMessageBytes: d.cfg.SMTP.MaxMessageSize})
+				MaxMessageBytes: d.cfg.SMTP.MaxMessageSize, Throttle: throttle, Limits: limits})
 		})
 		if err != nil {
 			return err
@@ -143,10 +147,14 @@ func (d *daemon) serve(proto string, l config.Listener, build func(*tls.Config) 
 	if err != nil {
 		return fmt.Errorf("%s listener: %w", proto, err)
 	}
+	if l.ProxyProtocol {
+		ln = proxy.NewProxyProtoListener(ln, d.cfg.ProxyProtocol.Trusted, d.log.With("proto", proto))
+	}
 	srv := build(tc)
 	d.servers = append(d.servers, srv)
 	d.bound = append(d.bound, boundListener{proto: proto, mode: mode, addr: ln.Addr()})
-	d.log.Info("listening", "proto", proto, "address", ln.Addr().String(), "tls", string(mode))
+	d.log.Info("listening", "proto", proto, "address", ln.Addr().String(), "tls", string(mode),
+		"proxy_protocol", l.ProxyProtocol)
 	go func() {
 		if err := srv.Serve(ln, mode); err != nil {
 			d.log.Error("listener failed", "proto", proto, "address", l.Address, "err", err)

@@ -116,3 +116,20 @@ func loadCerts(cfg *config.Config) (*proxy.CertLoader, error) {
 	}
 	return certs, nil
 }
+
+// newThrottle turns the limits section into the shared login throttle.
+func newThrottle(l config.Limits) *proxy.Throttle {
+	return proxy.NewThrottle(&proxy.ThrottleOptions{
+		Trusted: l.TrustedNetworks, FailureDelay: l.FailureDelay, MaxFailureDelay: l.MaxFailureDelay,
+		MaxFailures: l.MaxFailures, MaxMailboxFailures: l.MaxMailboxFailures,
+		FailureWindow: l.FailureWindow, Lockout: l.Lockout, MaxEntries: l.MaxEntries,
+	})
+}
+
+// newLimits turns the limits section into the shared connection limits.
+func newLimits(l config.Limits) *proxy.Limits {
+	return proxy.NewLimits(&proxy.LimitsOptions{
+		ConnsPerIP: l.ConnectionsPerIP, MaxConns: l.Connections,
+		SessionsPerMailbox: l.UpstreamSessionsPerMailbox, Trusted: l.TrustedNetworks,
+	})
+}

@@ -207,6 +207,7 @@ type envConfig struct {
 	throttle   *proxy.Throttle
 	limits     *proxy.Limits
 	proxyProto bool
+	jsonLog    bool // log in JSON instead of text
 	// wrapAuth, if set, wraps the fake Authenticator (to count calls).
 	wrapAuth func(proxy.Authenticator) proxy.Authenticator
 }
@@ -221,6 +222,9 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool},
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.jsonLog {
+		logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	e.up = devup.NewSMTP(&devup.SMTPOptions{
 		Verify: func(user, token string) error {
 			if user == alice && token == goodToken {

@@ -1,0 +1,74 @@
+package smtp
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"mailgate/proxy"
+)
+
+// failregex returns the fail2ban failregex lines of the README's Security
+// section, with fail2ban's <HOST> translated to a Go named group.
+func failregex(t *testing.T) []*regexp.Regexp {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*regexp.Regexp
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "failregex = ")
+		switch {
+		case ok:
+			in = true
+		case in && strings.HasPrefix(line, " "):
+			rest = strings.TrimSpace(line)
+		default:
+			in = false
+			continue
+		}
+		out = append(out, regexp.MustCompile(strings.ReplaceAll(rest, "<HOST>", `(?P<host>[0-9A-Fa-f.:]+)`)))
+	}
+	if len(out) == 0 {
+		t.Fatal("no failregex in README.md")
+	}
+	return out
+}
+
+// TestFail2banFilter: the README's filter finds the client of every failed
+// AUTH, and nothing else (not the lockout refusal), in both log formats.
+func TestFail2banFilter(t *testing.T) {
+	res := failregex(t)
+	for _, jsonLog := range []bool{false, true} {
+		t.Run(fmt.Sprint("json=", jsonLog), func(t *testing.T) {
+			th := quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
+			e, _ := newHardEnv(t, envConfig{throttle: th, jsonLog: jsonLog})
+			c := e.from("203.0.113.9")
+			// A user name that forges a second remote key must not fool it.
+			forged := `x" remote=192.0.2.1 `
+			c.cmd(authPlain(forged, "wrong"), replyFailed)
+			c.cmd(authPlain(forged, "wrong"), replyFailed)
+			c.cmd(authPlain(forged, "wrong"), replyTemp)
+			c6 := e.dialRaw(e.proxyAddr, "PROXY TCP6 2001:db8::9 ::1 1 2\r\n")
+			c6.expect("220 mx.test ESMTP Service Ready")
+			c6.ehlo()
+			c6.cmd(authPlain(alice, "wrong"), replyFailed)
+			var hosts []string
+			for _, line := range strings.Split(e.logs.String(), "\n") {
+				for _, re := range res {
+					if m := re.FindStringSubmatch(line); m != nil {
+						hosts = append(hosts, m[re.SubexpIndex("host")])
+						break
+					}
+				}
+			}
+			if got, want := fmt.Sprint(hosts), "[203.0.113.9 203.0.113.9 2001:db8::9]"; got != want {
+				t.Fatalf("filter found %s, want %s in:\n%s", got, want, e.logs)
+			}
+		})
+	}
+}
