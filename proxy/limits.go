@@ -38,7 +38,13 @@ type Limits struct {
 	total    int
 	perNet   map[netip.Prefix]int
 	sessions map[string]int
+	refusing int // refusals being written
 }
+
+// maxRefusing bounds refusals written at once (each may need a TLS
+// handshake); beyond it a refused connection is just closed, so that a
+// flood costs no more than the limits allow.
+const maxRefusing = 64
 
 // NewLimits returns Limits; opts may be nil.
 func NewLimits(opts *LimitsOptions) *Limits {
@@ -104,6 +110,21 @@ func (l *Limits) once(f func()) func() {
 			f()
 		})
 	}
+}
+
+// Refusal reserves the right to answer a refused connection (BYE, 421)
+// rather than just close it. When ok, call done once the answer is written.
+func (l *Limits) Refusal() (done func(), ok bool) {
+	if l == nil {
+		return func() {}, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.refusing >= maxRefusing {
+		return nil, false
+	}
+	l.refusing++
+	return l.once(func() { l.refusing-- }), true
 }
 
 // Conns returns the number of open connections counted.

@@ -76,3 +76,22 @@ func TestLimitsSessions(t *testing.T) {
 		t.Fatal("nil Limits refused")
 	}
 }
+
+func TestLimitsRefusalBounded(t *testing.T) {
+	l := NewLimits(nil)
+	var done []func()
+	for range maxRefusing {
+		d, ok := l.Refusal()
+		if !ok {
+			t.Fatal("refusal slot denied below the bound")
+		}
+		done = append(done, d)
+	}
+	if _, ok := l.Refusal(); ok {
+		t.Fatal("refusal slot granted beyond the bound")
+	}
+	done[0]()
+	if _, ok := l.Refusal(); !ok {
+		t.Fatal("refusal slot not freed")
+	}
+}

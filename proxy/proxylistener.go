@@ -112,7 +112,8 @@ func (l *ProxyProtoListener) acceptLoop() {
 // handshake reads the header and hands the connection to Accept.
 func (l *ProxyProtoListener) handshake(nc net.Conn, peer netip.Addr) {
 	nc.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
-	br := bufio.NewReader(nc)
+	// Small: the header is short, and after it the buffer is dropped.
+	br := bufio.NewReaderSize(nc, 256)
 	src, err := readProxyHeader(br)
 	if err != nil {
 		l.log.Warn("proxy protocol: header refused", "peer", peer, "err", err)
@@ -139,7 +140,17 @@ type proxyConn struct {
 	remote net.Addr
 }
 
-func (c *proxyConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+// Read returns what the header's buffer holds, then reads the connection
+// directly. mailgate reads a connection from one goroutine at a time.
+func (c *proxyConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p)
+		}
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
 
 // RemoteAddr is the client's address from the header.
 func (c *proxyConn) RemoteAddr() net.Addr { return c.remote }

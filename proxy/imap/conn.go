@@ -78,6 +78,12 @@ func (s *Server) serveConn(nc net.Conn, mode proxy.TLSMode) {
 // the greeting (RFC 3501 section 7.1.5), quickly: it must stay cheap.
 func (c *conn) refuse() {
 	c.s.log.Warn("connection refused: too many connections", "remote", c.remote)
+	done, ok := c.s.opts.Limits.Refusal()
+	if !ok {
+		c.raw.Close()
+		return
+	}
+	defer done()
 	c.raw.SetDeadline(time.Now().Add(refuseTimeout))
 	c.reply("* BYE Too many connections, try again later")
 	c.bw.Flush()

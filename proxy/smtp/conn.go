@@ -30,7 +30,12 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		}
 		release, ok := l.srv.opts.Limits.Conn(remoteAddr(nc))
 		if !ok {
-			go l.refuse(nc)
+			l.srv.log.Warn("connection refused: too many connections", "remote", remoteAddr(nc))
+			if done, ok := l.srv.opts.Limits.Refusal(); ok {
+				go l.refuse(nc, done)
+			} else {
+				nc.Close()
+			}
 			continue
 		}
 		c := &trackedConn{Conn: nc, srv: l.srv, release: release}
@@ -43,8 +48,8 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 
 // refuse answers a connection over the limits with 421 instead of the
 // greeting (RFC 5321 section 3.1), over TLS on an implicit listener.
-func (l *trackingListener) refuse(nc net.Conn) {
-	l.srv.log.Warn("connection refused: too many connections", "remote", remoteAddr(nc))
+func (l *trackingListener) refuse(nc net.Conn, done func()) {
+	defer done()
 	nc.SetDeadline(time.Now().Add(refuseTimeout))
 	if l.mode == proxy.TLSImplicit {
 		nc = tls.Server(nc, l.srv.opts.TLSConfig)
