@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -122,7 +123,7 @@ func serveProxyProto(t *testing.T, trusted string) (addr string, got chan string
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := NewProxyProtoListener(ln, []netip.Prefix{netip.MustParsePrefix(trusted)}, nil)
+	pl := NewProxyProtoListener(ln, []netip.Prefix{netip.MustParsePrefix(trusted)}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { pl.Close() })
 	got = make(chan string, 10)
 	go func() {
