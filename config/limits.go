@@ -22,6 +22,11 @@ const (
 	DefaultSessionsPerMailbox = 20
 )
 
+// maxFailureDelay is the longest delay allowed: the SMTP login's own
+// timeout is 30 s, and a longer delay would end in a timeout instead of
+// the failure's reply.
+const maxFailureDelay = 30 * time.Second
+
 // Limits configures brute-force throttling and connection limits, shared
 // by IMAP and SMTP.
 type Limits struct {
@@ -114,6 +119,9 @@ func (d *doc) buildLimits(r rawLimits, rp rawProxyProtocol) (Limits, ProxyProtoc
 		if *f.dst < f.min {
 			return l, pp, d.errorf("limits."+f.key, "%d is too small (want at least %d)", *f.dst, f.min)
 		}
+	}
+	if l.MaxFailureDelay > maxFailureDelay {
+		return l, pp, d.errorf("limits.max_failure_delay", "%v is longer than %v, the time a login may take", l.MaxFailureDelay, maxFailureDelay)
 	}
 	if l.MaxFailureDelay < l.FailureDelay {
 		return l, pp, d.errorf("limits.max_failure_delay", "%v is below failure_delay %v", l.MaxFailureDelay, l.FailureDelay)

@@ -12,7 +12,7 @@ func TestLimits(t *testing.T) {
 		"limits:",
 		"  trusted_networks: [10.0.0.0/8, 192.0.2.7, \"2001:db8::1/48\"]",
 		"  failure_delay: 1s",
-		"  max_failure_delay: 1m",
+		"  max_failure_delay: 20s",
 		"  connections_per_ip: 5",
 		"proxy_protocol:",
 		"  trusted: [127.0.0.1]",
@@ -25,7 +25,7 @@ func TestLimits(t *testing.T) {
 	if !reflect.DeepEqual(c.Limits.TrustedNetworks, want) {
 		t.Errorf("trusted_networks = %v, want %v", c.Limits.TrustedNetworks, want)
 	}
-	if c.Limits.FailureDelay != time.Second || c.Limits.MaxFailureDelay != time.Minute ||
+	if c.Limits.FailureDelay != time.Second || c.Limits.MaxFailureDelay != 20*time.Second ||
 		c.Limits.ConnectionsPerIP != 5 || c.Limits.MaxFailures != DefaultMaxFailures {
 		t.Errorf("limits = %+v", c.Limits)
 	}
@@ -45,6 +45,7 @@ func TestLimitsErrors(t *testing.T) {
 		{"zero failures", y("limits:", "  max_failures: 0"), 2, "limits.max_failures", "too small"},
 		{"negative delay", y("limits:", "  lockout: -1m"), 2, "limits.lockout", "not positive"},
 		{"delays reversed", y("limits:", "  failure_delay: 20s"), 1, "limits.max_failure_delay", "below failure_delay"},
+		{"delay too long", y("limits:", "  max_failure_delay: 1m"), 2, "limits.max_failure_delay", "longer than 30s"},
 		{"tiny table", y("limits:", "  max_entries: 10"), 2, "limits.max_entries", "at least 100"},
 		{"proxy without trusted", y("smtp:", "  listen:", `    - { address: ":587", tls: starttls, proxy_protocol: true }`),
 			3, "smtp.listen[0].proxy_protocol", "proxy_protocol.trusted"},
