@@ -40,6 +40,10 @@ type relay struct {
 	idle             time.Duration
 	refresh          time.Duration // how often traffic may push the deadlines
 	lastRefresh      atomic.Int64  // unix nanoseconds of the last deadline refresh
+	// firstEOF is the side that closed first (EndClient or EndUpstream),
+	// recorded before the half-close: once the peer sees that FIN it may
+	// close its own side, and the other direction may finish first.
+	firstEOF atomic.Value
 }
 
 // Relay copies bytes between client and upstream until both directions are
@@ -53,22 +57,12 @@ type relay struct {
 func Relay(client, upstream net.Conn, clientBuffered, upstreamBuffered []byte, idle time.Duration) (RelayStats, error) {
 	r := &relay{client: client, upstream: upstream, idle: idle, refresh: min(5*time.Second, idle/4)}
 	r.touch(true)
-	type result struct {
-		fromClient bool
-		err        error
-	}
 	var st RelayStats
-	done := make(chan result, 2)
-	go func() {
-		err := r.copy(upstream, client, clientBuffered, &st.ClientToUpstream)
-		done <- result{true, err}
-	}()
-	go func() {
-		err := r.copy(client, upstream, upstreamBuffered, &st.UpstreamToClient)
-		done <- result{false, err}
-	}()
+	done := make(chan error, 2)
+	go func() { done <- r.copy(upstream, client, clientBuffered, &st.ClientToUpstream, EndClient) }()
+	go func() { done <- r.copy(client, upstream, upstreamBuffered, &st.UpstreamToClient, EndUpstream) }()
 	first := <-done
-	if first.err != nil {
+	if first != nil {
 		// A broken or timed-out session cannot finish cleanly: unblock the
 		// other direction at once.
 		client.Close()
@@ -77,19 +71,19 @@ func Relay(client, upstream net.Conn, clientBuffered, upstreamBuffered []byte, i
 	<-done
 	client.Close()
 	upstream.Close()
-	st.End = relayEnd(first.fromClient, first.err)
-	if st.End != EndError {
+	if first == nil {
+		st.End = r.firstEOF.Load().(RelayEnd)
 		return st, nil
 	}
-	return st, first.err
+	if st.End = relayEnd(first); st.End != EndError {
+		return st, nil
+	}
+	return st, first
 }
 
-func relayEnd(fromClient bool, err error) RelayEnd {
+// relayEnd classifies the error that ended a session.
+func relayEnd(err error) RelayEnd {
 	switch {
-	case err == nil && fromClient:
-		return EndClient
-	case err == nil:
-		return EndUpstream
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return EndIdle
 	case errors.Is(err, net.ErrClosed):
@@ -101,7 +95,7 @@ func relayEnd(fromClient bool, err error) RelayEnd {
 // copy moves src to dst, starting with buffered, and half-closes dst at
 // src's EOF. n counts the bytes written to dst; it is read only after both
 // directions are done.
-func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64) error {
+func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, side RelayEnd) error {
 	w := &relayWriter{r: r, w: dst, n: n}
 	if len(buffered) > 0 {
 		if _, err := w.Write(buffered); err != nil {
@@ -116,6 +110,7 @@ func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64) error {
 	if err != nil {
 		return err
 	}
+	r.firstEOF.CompareAndSwap(nil, side)
 	closeWrite(dst)
 	closeRead(src)
 	return nil

@@ -160,10 +160,13 @@ func (s *session) authPlain(identity, username, password string) error {
 	}
 	s.id = id
 	s.log = s.log.With("user", id.Mailbox, "password_id", id.PasswordID)
-	s.untrack = s.srv.opts.Tracker.Add(&proxy.Session{
+	untrack := s.srv.opts.Tracker.Add(&proxy.Session{
 		Proto: proxy.ProtoSMTP, Mailbox: id.Mailbox, PasswordID: id.PasswordID,
 		Remote: s.remote, Started: time.Now(), Close: func() { s.end(false) },
 	})
+	s.mu.Lock()
+	s.untrack = untrack
+	s.mu.Unlock()
 	s.log.Info("smtp login", "upstream", s.srv.opts.Upstream.Address, "upstream_size", up.size)
 	return nil
 }
@@ -211,13 +214,20 @@ func (s *session) setUpstream(up *upstream, release func()) bool {
 }
 
 // releaseSession frees the session's Limits slot, once.
+// releaseSession gives back the session's upstream slot and leaves the
+// tracker. It runs before the connection is closed, so that whoever waits
+// for connections to end (Shutdown) never sees a tracked session outlive
+// its connection.
 func (s *session) releaseSession() {
 	s.mu.Lock()
-	release := s.releaseSlot
-	s.releaseSlot = nil
+	release, untrack := s.releaseSlot, s.untrack
+	s.releaseSlot, s.untrack = nil, nil
 	s.mu.Unlock()
 	if release != nil {
 		release()
+	}
+	if untrack != nil {
+		untrack()
 	}
 }
 
@@ -236,9 +246,6 @@ func (s *session) Logout() error {
 		up.quit()
 	}
 	s.releaseSession()
-	if s.untrack != nil {
-		s.untrack()
-	}
 	if s.id != nil {
 		s.log.Info("smtp session end", "messages", s.msgs, "duration", time.Since(s.started).Round(time.Millisecond))
 	}
