@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 )
 
 // DefaultFile is the config file used when neither the -config flag nor
@@ -65,6 +66,9 @@ type Config struct {
 	// ProxyProtocol names the balancers trusted on listeners with
 	// proxy_protocol: true.
 	ProxyProtocol ProxyProtocol
+	// ShutdownGrace is how long SIGTERM waits for sessions to end by
+	// themselves before closing them.
+	ShutdownGrace time.Duration
 }
 
 // Store locates the bbolt database and the key that seals refresh tokens.
@@ -85,6 +89,10 @@ type TLS struct {
 	CertFile   string `yaml:"cert_file"`
 	KeyFile    string `yaml:"key_file"`
 	MinVersion string `yaml:"min_version"` // "1.0" to "1.3"
+	// Ciphers are the TLS 1.0-1.2 cipher suites offered, by IANA name from
+	// crypto/tls's secure list; empty means Go's defaults. TLS 1.3 suites
+	// are not configurable.
+	Ciphers []string `yaml:"ciphers"`
 }
 
 // Proto is the front end of one protocol: where clients connect and which
@@ -109,7 +117,8 @@ type Listener struct {
 	MinVersion string `yaml:"min_version"` // overrides TLS.MinVersion when set
 	// ProxyProtocol: every connection must come from a balancer in
 	// ProxyProtocol.Trusted and start with a PROXY protocol v1/v2 header.
-	ProxyProtocol bool `yaml:"proxy_protocol"`
+	ProxyProtocol bool     `yaml:"proxy_protocol"`
+	Ciphers       []string `yaml:"ciphers"` // overrides TLS.Ciphers when set
 }
 
 // Upstream is the real mail server behind the proxy.
@@ -223,6 +232,35 @@ func (c *Config) TLSVersion(l Listener) (uint16, error) {
 		return 0, fmt.Errorf("unknown tls version %q (want 1.0, 1.1, 1.2 or 1.3)", name)
 	}
 	return v, nil
+}
+
+// CipherSuites returns the cipher suite IDs for l: l.Ciphers if set, else
+// TLS.Ciphers; nil means crypto/tls's defaults.
+func (c *Config) CipherSuites(l Listener) ([]uint16, error) {
+	names := l.Ciphers
+	if len(names) == 0 {
+		names = c.TLS.Ciphers
+	}
+	var ids []uint16
+	for _, n := range names {
+		id, ok := cipherSuite(n)
+		if !ok {
+			return nil, fmt.Errorf("unknown cipher suite %q", n)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// cipherSuite looks a name up in crypto/tls's secure suites only: the
+// insecure ones (RC4, 3DES, RSA key exchange, CBC-SHA256) cannot be chosen.
+func cipherSuite(name string) (uint16, bool) {
+	for _, cs := range tls.CipherSuites() {
+		if cs.Name == name {
+			return cs.ID, true
+		}
+	}
+	return 0, false
 }
 
 // SlogLevel returns Level as a slog.Level (info when unset).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -26,6 +27,9 @@ type rawConfig struct {
 	Limits   rawLimits   `yaml:"limits"`
 	// ProxyProtocol is the top-level proxy_protocol section.
 	ProxyProtocol rawProxyProtocol `yaml:"proxy_protocol"`
+	// ShutdownGrace is nil when left out, so that an explicit 0 can mean
+	// "close sessions at once".
+	ShutdownGrace *time.Duration `yaml:"shutdown_grace"`
 }
 
 type rawAccounts struct {

@@ -5,14 +5,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Defaults for keys left out of the file.
 const (
-	DefaultStorePath     = "/var/lib/mailgate/mailgate.db"
-	DefaultMinVersion    = "1.2" // Go's own server default; "1.0" is for Windows 7 only
-	DefaultMaxPasswords  = 40    // per mailbox, as Microsoft allows app passwords
-	DefaultRedirectURL   = "http://localhost"
+	DefaultStorePath    = "/var/lib/mailgate/mailgate.db"
+	DefaultMinVersion   = "1.2" // Go's own server default; "1.0" is for Windows 7 only
+	DefaultMaxPasswords = 40    // per mailbox, as Microsoft allows app passwords
+	DefaultRedirectURL  = "http://localhost"
+	// DefaultShutdownGrace is how long SIGTERM lets sessions finish: long
+	// enough for a large message to reach the upstream.
+	DefaultShutdownGrace = 30 * time.Second
 	defaultKeyFileName   = "mailgate.key"
 	defaultAdminSockName = "admin.sock"
 )
@@ -48,16 +52,20 @@ var defaultScopes = map[string][]string{
 // config file's directory. It checks nothing beyond what defaults need.
 func (d *doc) build(raw *rawConfig) (*Config, error) {
 	c := &Config{
-		File:     d.file,
-		Hostname: raw.Hostname,
-		Store:    raw.Store,
-		Admin:    raw.Admin,
-		TLS:      raw.TLS,
-		IMAP:     raw.IMAP,
-		SMTP:     raw.SMTP,
-		OAuth:    raw.OAuth,
-		Accounts: Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
-		Log:      raw.Log,
+		File:          d.file,
+		Hostname:      raw.Hostname,
+		Store:         raw.Store,
+		Admin:         raw.Admin,
+		TLS:           raw.TLS,
+		IMAP:          raw.IMAP,
+		SMTP:          raw.SMTP,
+		OAuth:         raw.OAuth,
+		Accounts:      Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
+		Log:           raw.Log,
+		ShutdownGrace: DefaultShutdownGrace,
+	}
+	if raw.ShutdownGrace != nil {
+		c.ShutdownGrace = *raw.ShutdownGrace
 	}
 	var err error
 	if c.Limits, c.ProxyProtocol, err = d.buildLimits(raw.Limits, raw.ProxyProtocol); err != nil {
@@ -117,6 +125,9 @@ func defaultPaths(c *Config) {
 func defaultTLS(c *Config) {
 	if c.TLS.MinVersion == "" {
 		c.TLS.MinVersion = DefaultMinVersion
+	}
+	if len(c.TLS.Ciphers) == 0 {
+		c.TLS.Ciphers = nil // "ciphers: []" as in the documented example
 	}
 	// A missing listen key means the standard ports; "listen: []" (empty but
 	// present) disables the protocol.

@@ -48,6 +48,7 @@ func TestDefaults(t *testing.T) {
 		Limits: Limits{FailureDelay: 2 * time.Second, MaxFailureDelay: 15 * time.Second,
 			MaxFailures: 10, MaxMailboxFailures: 30, FailureWindow: 10 * time.Minute, Lockout: 15 * time.Minute,
 			MaxEntries: 100000, ConnectionsPerIP: 50, Connections: 10000, UpstreamSessionsPerMailbox: 20},
+		ShutdownGrace: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -160,6 +161,29 @@ func TestTLSVersion(t *testing.T) {
 	}
 	if _, err := c.TLSVersion(Listener{MinVersion: "1.4"}); err == nil {
 		t.Error("TLSVersion(1.4) succeeded")
+	}
+}
+
+func TestCipherSuites(t *testing.T) {
+	c := mustParse(t, "m.yaml", withOAuth(y(
+		"tls: {ciphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]}",
+		"shutdown_grace: 5s",
+		"imap:",
+		"  listen:",
+		`    - { address: ":993", tls: implicit }`,
+		`    - { address: ":994", tls: implicit, ciphers: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA] }`,
+	)))
+	for i, want := range []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA} {
+		got, err := c.CipherSuites(c.IMAP.Listen[i])
+		if err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("CipherSuites(listen[%d]) = %#x, %v; want [%#x]", i, got, err, want)
+		}
+	}
+	if c.ShutdownGrace != 5*time.Second {
+		t.Errorf("ShutdownGrace = %v, want 5s", c.ShutdownGrace)
+	}
+	if _, err := c.CipherSuites(Listener{Ciphers: []string{"TLS_RSA_WITH_RC4_128_SHA"}}); err == nil {
+		t.Error("CipherSuites(RC4) succeeded")
 	}
 }
 

@@ -19,7 +19,7 @@ const maxSocketPath = 107
 func (d *doc) validate(c *Config) error {
 	for _, check := range []func(*Config) error{
 		d.checkHostname, d.checkStore, d.checkTLS, d.checkListeners,
-		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog, d.checkProxyProtocol,
+		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog, d.checkProxyProtocol, d.checkShutdown,
 	} {
 		if err := check(c); err != nil {
 			return err
@@ -46,6 +46,9 @@ func (d *doc) checkTLS(c *Config) error {
 	if err := d.checkVersion("tls.min_version", c.TLS.MinVersion); err != nil {
 		return err
 	}
+	if err := d.checkCiphers("tls.ciphers", c.TLS.Ciphers); err != nil {
+		return err
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		key := "tls.key_file"
 		if c.TLS.CertFile == "" {
@@ -61,6 +64,16 @@ func otherTLSKey(key string) string {
 		return "tls.cert_file"
 	}
 	return "tls.key_file"
+}
+
+func (d *doc) checkCiphers(key string, names []string) error {
+	for i, n := range names {
+		if _, ok := cipherSuite(n); !ok {
+			return d.errorf(key+"["+strconv.Itoa(i)+"]",
+				"unknown or insecure cipher suite %q (want an IANA name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", n)
+		}
+	}
+	return nil
 }
 
 func (d *doc) checkVersion(key, v string) error {
@@ -104,6 +117,12 @@ func (d *doc) checkListener(key string, l Listener) error {
 	if l.TLS == TLSNone && !isLoopback(host) && !l.Force {
 		return d.errorf(key+".tls", "none on %q, which is not a loopback address, would take passwords in clear "+
 			"(listen on 127.0.0.1, or set force: true behind a TLS-terminating proxy)", l.Address)
+	}
+	if len(l.Ciphers) > 0 && l.TLS == TLSNone {
+		return d.errorf(key+".ciphers", "set on a listener with tls: none")
+	}
+	if err := d.checkCiphers(key+".ciphers", l.Ciphers); err != nil {
+		return err
 	}
 	if l.MinVersion == "" {
 		return nil
@@ -218,6 +237,13 @@ func (d *doc) checkLog(c *Config) error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return d.errorf("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+	return nil
+}
+
+func (d *doc) checkShutdown(c *Config) error {
+	if c.ShutdownGrace < 0 {
+		return d.errorf("shutdown_grace", "%v is negative (0 closes sessions at once)", c.ShutdownGrace)
 	}
 	return nil
 }

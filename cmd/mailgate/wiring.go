@@ -74,8 +74,8 @@ func upstream(u config.Upstream) (proxy.Upstream, error) {
 		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}, nil
 }
 
-// serverTLS is a listener's TLS config: the shared reloadable certificate
-// and the listener's minimum version.
+// serverTLS is a listener's TLS config: the shared reloadable certificate,
+// the listener's minimum version and cipher policy (see tlsPolicy).
 func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, log *slog.Logger) (*tls.Config, error) {
 	if l.TLS == "none" {
 		return nil, nil
@@ -87,11 +87,17 @@ func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, l
 	if err != nil {
 		return nil, err
 	}
+	suites, err := cfg.CipherSuites(l)
+	if err != nil {
+		return nil, err
+	}
+	tc := tlsPolicy(v, suites)
+	tc.GetCertificate = certs.GetCertificate
 	if v < tls.VersionTLS12 {
 		log.Warn("TLS below 1.2 enabled for old Outlook on Windows 7; turn it off once those clients are gone",
 			"listener", l.Address, "min_version", tls.VersionName(v))
 	}
-	return &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: v}, nil
+	return tc, nil
 }
 
 // loadCerts loads the certificate when any listener needs TLS, so that both

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"crypto/tls"
+	"slices"
+)
+
+// legacySuites are the TLS 1.0 cipher suites an unpatched Windows 7 Schannel
+// (Outlook 2010) shares with us: ECDHE with AES-CBC-SHA, for an RSA or an
+// ECDSA certificate (field note 20). crypto/tls still serves them at TLS 1.0
+// when Config.MinVersion is set explicitly; the tls10server GODEBUG only
+// changes the default when MinVersion is 0, so no //go:debug is needed.
+var legacySuites = []uint16{
+	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+}
+
+// modernSuites are the TLS 1.2 suites offered next to legacySuites, in Go's
+// order: forward secret and authenticated encryption only.
+var modernSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// tlsPolicy returns a server tls.Config for a minimum version and the
+// configured suites (nil: the policy's own). TLS 1.2 and up keep Go's
+// defaults, which follow current advice as Go is updated. Below 1.2 the
+// suites are pinned to modernSuites plus legacySuites, so lowering the
+// version enables exactly what Windows 7 needs and no RSA key exchange,
+// 3DES or RC4, even if a future Go changes its defaults.
+func tlsPolicy(minVersion uint16, suites []uint16) *tls.Config {
+	tc := &tls.Config{MinVersion: minVersion, CipherSuites: suites}
+	if suites == nil && minVersion < tls.VersionTLS12 {
+		tc.CipherSuites = slices.Concat(modernSuites, legacySuites)
+	}
+	return tc
+}

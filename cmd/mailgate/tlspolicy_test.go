@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mailgate/config"
+	"mailgate/proxy"
+)
+
+// writeRSACert writes a self-signed RSA pair for "localhost": Windows 7's
+// TLS 1.0 suites need an RSA certificate (field note 20).
+func writeRSACert(t *testing.T, dir, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
+	return certFile, keyFile
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	// Write then rename, so a watcher never reads half a file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// policyListener serves TLS with the config a listener with minVersion ("" =
+// default) gets from serverTLS, completing handshakes; it returns the
+// address and the log.
+func policyListener(t *testing.T, minVersion string) (string, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	cf, kf := writeRSACert(t, dir, "localhost")
+	certs, err := proxy.NewCertLoader(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{TLS: config.TLS{MinVersion: config.DefaultMinVersion}}
+	var logs bytes.Buffer
+	tc, err := serverTLS(cfg, config.Listener{Address: "127.0.0.1:0", TLS: "implicit", MinVersion: minVersion},
+		certs, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if c.(*tls.Conn).Handshake() == nil {
+					c.Write([]byte("ok\n"))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &logs
+}
+
+// win7Client dials like Outlook 2010 on an unpatched Windows 7: TLS 1.0
+// only, with the suite Schannel shares with an RSA certificate.
+func win7Client(addr string, suite uint16) error {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{
+		InsecureSkipVerify: true, // the handshake parameters are under test, not the chain
+		MinVersion:         tls.VersionTLS10, MaxVersion: tls.VersionTLS10,
+		CipherSuites: []uint16{suite},
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	if st.Version != tls.VersionTLS10 || st.CipherSuite != suite {
+		return &net.AddrError{Err: "negotiated " + tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)}
+	}
+	return nil
+}
+
+func TestTLSPolicyWindows7(t *testing.T) {
+	lowered, logs := policyListener(t, "1.0")
+	if err := win7Client(lowered, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA); err != nil {
+		t.Errorf("TLS 1.0 ECDHE-RSA-AES128-SHA with min_version 1.0: %v", err)
+	}
+	if err := win7Client(lowered, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA); err != nil {
+		t.Errorf("TLS 1.0 ECDHE-RSA-AES256-SHA with min_version 1.0: %v", err)
+	}
+	// Lowering the version enables exactly the ECDHE CBC suites: no RSA key
+	// exchange (no forward secrecy), no 3DES.
+	if err := win7Client(lowered, tls.TLS_RSA_WITH_AES_128_CBC_SHA); err == nil {
+		t.Error("TLS 1.0 with RSA key exchange connected, want refused")
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), `min_version="TLS 1.0"`) {
+		t.Errorf("no warning logged for min_version 1.0:\n%s", logs)
+	}
+	modern, logs := policyListener(t, "")
+	if err := win7Client(modern, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA); err == nil {
+		t.Error("TLS 1.0 client connected with the default min_version, want refused")
+	}
+	if logs.Len() != 0 {
+		t.Errorf("default policy logged:\n%s", logs)
+	}
+}
+
+// TestTLSPolicyOpenSSL checks the same with a different TLS stack. Debian's
+// OpenSSL refuses TLS 1.0 at its default security level, hence SECLEVEL=0.
+func TestTLSPolicyOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl not found (installed by .ci/deps)")
+	}
+	sClient := func(addr string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-tls1",
+			"-cipher", "ECDHE-RSA-AES128-SHA@SECLEVEL=0")
+		cmd.Stdin = strings.NewReader("") // EOF: s_client exits after the handshake
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	lowered, _ := policyListener(t, "1.0")
+	out, err := sClient(lowered)
+	if err != nil || !strings.Contains(out, "Protocol  : TLSv1\n") || !strings.Contains(out, "ECDHE-RSA-AES128-SHA") {
+		t.Errorf("openssl -tls1 against min_version 1.0: %v\n%s", err, out)
+	}
+	modern, _ := policyListener(t, "")
+	if out, err := sClient(modern); err == nil {
+		t.Errorf("openssl -tls1 against the default policy succeeded:\n%s", out)
+	}
+}
