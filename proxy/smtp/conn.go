@@ -40,6 +40,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		}
 		c := &trackedConn{Conn: nc, srv: l.srv, release: release}
 		if l.srv.addConn(c) {
+			c.preauth.Store(time.AfterFunc(l.srv.opts.PreAuthTimeout, c.preAuthExpired))
 			return c, nil
 		}
 		c.Close() // accepted while Shutdown closed the listener
@@ -69,10 +70,29 @@ type trackedConn struct {
 	release func() // the connection's slot in Limits
 	once    sync.Once
 	sess    atomic.Pointer[session] // the current session, nil before EHLO
+	// authed is set by a successful AUTH; until then preauth may close the
+	// connection.
+	authed  atomic.Bool
+	preauth atomic.Pointer[time.Timer]
+}
+
+// preAuthExpired closes a connection that has not authenticated in time.
+// go-smtp's ReadTimeout applies per command, so without this a client
+// could keep an unauthenticated connection forever with a NOOP a minute,
+// or trickle one byte at a time. It may be TLS by now, so just close.
+func (c *trackedConn) preAuthExpired() {
+	if c.authed.Load() {
+		return
+	}
+	c.srv.log.Debug("smtp connection closed before login: pre-auth timeout", "remote", remoteAddr(c.Conn).String())
+	c.Close()
 }
 
 // Close closes the connection and forgets it.
 func (c *trackedConn) Close() error {
+	if t := c.preauth.Load(); t != nil {
+		t.Stop()
+	}
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.srv.removeConn(c)

@@ -210,6 +210,8 @@ type envConfig struct {
 	jsonLog    bool // log in JSON instead of text
 	// wrapAuth, if set, wraps the fake Authenticator (to count calls).
 	wrapAuth func(proxy.Authenticator) proxy.Authenticator
+	preAuth  time.Duration // Options.PreAuthTimeout
+	readTO   time.Duration // Options.ReadTimeout
 }
 
 func newEnv(t *testing.T, cfg envConfig) *env {
@@ -256,6 +258,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		Authenticator: auth, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
 		Tracker: e.tracker, Logger: logger, Hostname: "mx.test", MaxMessageBytes: cfg.proxyMax,
 		Throttle: cfg.throttle, Limits: cfg.limits,
+		PreAuthTimeout: cfg.preAuth, ReadTimeout: cfg.readTO,
 	})
 	if cfg.proxyProto {
 		ln := listen(t)

@@ -26,6 +26,11 @@ const (
 	// defaultCommandTimeout is how long we wait for the next command and
 	// for an upstream's reply to MAIL, RCPT and DATA (4.5.3.2.1-3, 4.5.3.2.7).
 	defaultCommandTimeout = 5 * time.Minute
+	// defaultPreAuthTimeout bounds the time before AUTH succeeds. RFC 5321
+	// section 4.5.3.2's timeouts are per command; a submission client
+	// that has not authenticated within a minute of connecting is not
+	// coming (RFC 6409 section 4.3 lets a submission server require AUTH).
+	defaultPreAuthTimeout = 60 * time.Second
 	// defaultWriteTimeout bounds writing one reply to a client that does
 	// not read.
 	defaultWriteTimeout = 5 * time.Minute
@@ -75,6 +80,12 @@ type Options struct {
 	// 552 5.3.4. A non-zero value is advertised and enforced as well.
 	MaxMessageBytes int64
 
+	// PreAuthTimeout bounds the whole time from connect to a successful
+	// AUTH (default 60 s, as for IMAP): a client that has not logged in by
+	// then is not coming, and it cannot hold the connection by trickling
+	// bytes or sending NOOPs.
+	PreAuthTimeout time.Duration
+
 	// ReadTimeout is the wait for each command (default 5 minutes, RFC 5321
 	// section 4.5.3.2.7); it does not cover a whole DATA transfer, which gets
 	// dataBlockTimeout per read instead. WriteTimeout bounds each reply.
@@ -113,6 +124,9 @@ func New(opts *Options) *Server {
 	}
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
+	}
+	if o.PreAuthTimeout <= 0 {
+		o.PreAuthTimeout = defaultPreAuthTimeout
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = defaultCommandTimeout

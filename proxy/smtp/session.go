@@ -102,9 +102,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch mech {
 	case "PLAIN":
-		return fixedFailures{sasl.NewPlainServer(s.authenticate)}, nil
+		return fixedFailures{sasl.NewPlainServer(s.authenticate), s.authFailed}, nil
 	case proxy.Login:
-		return fixedFailures{proxy.NewLoginServer(s.authenticate)}, nil
+		return fixedFailures{proxy.NewLoginServer(s.authenticate), s.authFailed}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -117,15 +117,19 @@ const maxAuthFailures = 5
 // connection is closed (RFC 4954 section 4 lets a server do so).
 func (s *session) authenticate(identity, username, password string) error {
 	err := s.authPlain(identity, username, password)
-	if err != errAuthFailed {
-		return err
+	if err == errAuthFailed {
+		s.authFailed()
 	}
+	return err
+}
+
+// authFailed counts one failed AUTH, whatever made it fail.
+func (s *session) authFailed() {
 	s.authFailures++
 	if s.authFailures >= maxAuthFailures {
 		writeLine(s.nc, tooManyFailuresLine)
 		s.closeConn()
 	}
-	return err
 }
 
 // authPlain checks the app password, then logs in upstream at once, so that
@@ -157,6 +161,9 @@ func (s *session) authPlain(identity, username, password string) error {
 		release()
 		up.abort()
 		return errTempAuth
+	}
+	if s.tc != nil {
+		s.tc.authed.Store(true)
 	}
 	s.id = id
 	s.log = s.log.With("user", id.Mailbox, "password_id", id.PasswordID)

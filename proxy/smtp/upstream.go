@@ -170,15 +170,20 @@ func (a *afterPrompt) Next(challenge []byte) ([]byte, error) {
 }
 
 // fixedFailures maps every SASL error that is not already an SMTP reply
-// (malformed PLAIN, LOGIN out of step) to 535 5.7.8, instead of go-smtp's
-// 454 with the Go error text.
-type fixedFailures struct{ sasl.Server }
+// (malformed PLAIN with too few or too many fields, LOGIN out of step) to
+// 535 5.7.8, instead of go-smtp's 454 with the Go error text, and counts it
+// as a failed AUTH: otherwise malformed responses would be free guesses.
+type fixedFailures struct {
+	sasl.Server
+	failed func()
+}
 
 func (f fixedFailures) Next(resp []byte) ([]byte, bool, error) {
 	challenge, done, err := f.Server.Next(resp)
 	var se *smtp.SMTPError
 	if err != nil && !errors.As(err, &se) {
 		err = errAuthFailed
+		f.failed()
 	}
 	return challenge, done, err
 }
