@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -78,8 +79,11 @@ func TestShutdownClosesWhatIsLeft(t *testing.T) {
 	}
 }
 
+// TestShutdownWaitsForSessions: a session whose upstream is not quiet is
+// not interrupted. A quiet period of an hour makes this one count as busy
+// however slowly the test runs.
 func TestShutdownWaitsForSessions(t *testing.T) {
-	e := newEnv(t, proxy.TLSNone, nil)
+	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.ShutdownQuiet = time.Hour })
 	c := e.loginClient("ann@example.com", nil)
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(context.Background()) }()
@@ -124,5 +128,60 @@ func TestServeNeedsTLSConfig(t *testing.T) {
 	s.Close()
 	if err := s.Serve(ln, proxy.TLSNone); err != nil {
 		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+}
+
+// TestShutdownByeIdle: an idle relayed session gets "* BYE" and is closed,
+// so Shutdown finishes without waiting for its grace period (it would return
+// the context's error if it had to close the session at the deadline).
+func TestShutdownByeIdle(t *testing.T) {
+	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.ShutdownQuiet = 50 * time.Millisecond })
+	nc := e.dial()
+	br := bufio.NewReader(nc)
+	expectLine(t, br, "* OK ")
+	nc.Write([]byte("a LOGIN ann@example.com good\r\n"))
+	expectLine(t, br, "a OK ")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v, want nil: the idle session should have ended with BYE", err)
+	}
+	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	expectLine(t, br, "* BYE mailgate shutting down")
+	waitClosed(t, nc, br)
+	if n := e.tracker.Len(); n != 0 {
+		t.Fatalf("%d sessions still tracked", n)
+	}
+}
+
+// TestByeNotInsideAResponse: while the upstream keeps writing to the
+// client, the session is not quiet; the BYE comes only after a pause, and
+// after the last relayed byte.
+func TestByeNotInsideAResponse(t *testing.T) {
+	client, proxySide := net.Pipe()
+	defer client.Close()
+	ended := make(chan struct{})
+	bc := newByeConn(proxySide, func() { proxySide.Close(); close(ended) })
+	got := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- string(b)
+	}()
+	if _, err := bc.Write([]byte("* 1 FETCH (BODY[] {5}\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if bc.byeIfQuiet(time.Hour) {
+		t.Fatal("BYE right after a write")
+	}
+	bc.Write([]byte("hello)\r\n"))
+	if !bc.byeIfQuiet(0) {
+		t.Fatal("no BYE once quiet")
+	}
+	<-ended
+	if _, err := bc.Write([]byte("late\r\n")); err == nil {
+		t.Fatal("relay write after BYE succeeded")
+	}
+	if want := "* 1 FETCH (BODY[] {5}\r\nhello)\r\n" + byeText; <-got != want {
+		t.Fatalf("client got something else than %q", want)
 	}
 }

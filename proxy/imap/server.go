@@ -60,6 +60,9 @@ type Options struct {
 	MaxFailures         int
 	PreAuthTimeout      time.Duration
 	IdleTimeout         time.Duration
+	// ShutdownQuiet is how long the upstream must be silent before
+	// Shutdown ends a relayed session with BYE (DefaultShutdownQuiet).
+	ShutdownQuiet time.Duration
 }
 
 // Server is the IMAP front end. One Server can serve several listeners.
@@ -74,19 +77,22 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	preauth   map[net.Conn]struct{}
-	closed    bool // no new listeners or connections
-	draining  bool // Shutdown: no new sessions either
+	relays    map[*byeConn]struct{} // relayed sessions, for BYE at Shutdown
+	closed    bool                  // no new listeners or connections
+	draining  bool                  // Shutdown: no new sessions either
 }
 
 // New returns a Server; call Serve for each listener.
 func New(opts *Options) *Server {
-	s := &Server{opts: *opts, listeners: map[net.Listener]struct{}{}, preauth: map[net.Conn]struct{}{}}
+	s := &Server{opts: *opts, listeners: map[net.Listener]struct{}{}, preauth: map[net.Conn]struct{}{},
+		relays: map[*byeConn]struct{}{}}
 	o := &s.opts
 	o.MaxLine = orDefault(o.MaxLine, DefaultMaxLine)
 	o.MaxLiteral = orDefault(o.MaxLiteral, DefaultMaxLiteral)
 	o.MaxFailures = orDefault(o.MaxFailures, DefaultMaxFailures)
 	o.PreAuthTimeout = orDefault(o.PreAuthTimeout, DefaultPreAuthTimeout)
 	o.IdleTimeout = orDefault(o.IdleTimeout, DefaultIdleTimeout)
+	o.ShutdownQuiet = orDefault(o.ShutdownQuiet, DefaultShutdownQuiet)
 	if o.Tracker == nil {
 		o.Tracker = &proxy.Tracker{}
 	}
@@ -162,9 +168,11 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Shutdown stops accepting, drops connections that have not logged in, waits
-// for relayed sessions to end and closes those still open when ctx ends.
-// It returns ctx's error if it had to close sessions.
+// Shutdown stops accepting, drops connections that have not logged in, ends
+// relayed sessions with "* BYE" as soon as the upstream is quiet (so that
+// clients reconnect at once, RFC 3501 section 7.1.5, and no response is cut
+// in half), and closes those still open when ctx ends. It returns ctx's
+// error if it had to close sessions.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.Close()
 	s.mu.Lock()
@@ -173,6 +181,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		nc.Close()
 	}
 	s.mu.Unlock()
+	s.byeIdle(ctx)
 	if !s.own.Wait(ctx) {
 		err = errors.Join(err, ctx.Err())
 	}
@@ -230,7 +239,7 @@ func (s *Server) removeConn(nc net.Conn) {
 
 // track registers a relayed session with both trackers, unless Shutdown has
 // begun. The returned function removes it again.
-func (s *Server) track(nc net.Conn, sess *proxy.Session) (remove func(), ok bool) {
+func (s *Server) track(nc net.Conn, bc *byeConn, sess *proxy.Session) (remove func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
@@ -238,5 +247,6 @@ func (s *Server) track(nc net.Conn, sess *proxy.Session) (remove func(), ok bool
 	}
 	delete(s.preauth, nc) // from now on the trackers own it
 	r1, r2 := s.own.Add(sess), s.opts.Tracker.Add(sess)
-	return func() { r1(); r2() }, true
+	s.relays[bc] = struct{}{}
+	return func() { s.removeRelay(bc); r1(); r2() }, true
 }

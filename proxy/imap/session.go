@@ -22,7 +22,8 @@ func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
 		Proto: proxy.ProtoIMAP, Mailbox: id.Mailbox, PasswordID: id.PasswordID,
 		Remote: c.remote, Started: time.Now(), Close: closeBoth,
 	}
-	remove, ok := c.s.track(c.raw, sess)
+	bc := newByeConn(c.nc, closeBoth)
+	remove, ok := c.s.track(c.raw, bc, sess)
 	if !ok { // Shutdown has begun
 		up.nc.Close()
 		c.reply("* BYE Server shutting down")
@@ -37,7 +38,7 @@ func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
 	c.nc.SetDeadline(time.Time{})
 	clientBuf, _ := c.br.Peek(c.br.Buffered())
 	upBuf, _ := up.br.Peek(up.br.Buffered())
-	st, err := proxy.Relay(c.nc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
+	st, err := proxy.Relay(bc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
 	c.s.log.Info("session ended",
 		"remote", c.remote, "user", id.Mailbox, "password_id", id.PasswordID,
 		"client", c.clientID, "upstream", c.s.opts.Upstream.Address,
