@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"mailgate/proxy"
 	"mailgate/proxy/oauth"
@@ -15,8 +16,16 @@ import (
 // authenticator checks app passwords against the store for the proxies.
 type authenticator struct {
 	store   *store.Store
-	domains []string // accounts.domains; empty = any
+	domains atomic.Pointer[[]string] // accounts.domains; empty = any; replaced at reload
 }
+
+func newAuthenticator(st *store.Store, domains []string) *authenticator {
+	a := &authenticator{store: st}
+	a.setDomains(domains)
+	return a
+}
+
+func (a *authenticator) setDomains(domains []string) { a.domains.Store(&domains) }
 
 var _ proxy.Authenticator = (*authenticator)(nil)
 
@@ -41,7 +50,8 @@ func (a *authenticator) Authenticate(ctx context.Context, req *proxy.LoginReques
 
 func (a *authenticator) domainAllowed(mailbox string) bool {
 	_, domain, _ := strings.Cut(mailbox, "@")
-	return len(a.domains) == 0 || slices.Contains(a.domains, domain)
+	domains := *a.domains.Load()
+	return len(domains) == 0 || slices.Contains(domains, domain)
 }
 
 // tokenSource maps the OAuth manager's errors onto the proxies' two kinds.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,34 +10,40 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-	"time"
 
 	"mailgate/config"
 	"mailgate/proxy"
-	"mailgate/proxy/imap"
-	"mailgate/proxy/smtp"
 	"mailgate/store"
 )
-
-// shutdownGrace is how long SIGTERM waits for sessions to end by themselves.
-const shutdownGrace = 30 * time.Second
 
 // server is what the IMAP and SMTP front ends have in common.
 type server interface {
 	Serve(ln net.Listener, mode proxy.TLSMode) error
+	Close() error
 	Shutdown(ctx context.Context) error
 }
 
 // daemon is a running mailgate.
 type daemon struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   *store.Store
-	certs   *proxy.CertLoader
-	tracker proxy.Tracker
-	servers []server
+	cfg      *config.Config
+	log      *slog.Logger
+	store    *store.Store
+	certs    *proxy.CertLoader
+	tracker  proxy.Tracker
+	auth     *authenticator
+	tokens   proxy.TokenSource
+	throttle *proxy.Throttle // one for both protocols: switching protocol gains a guesser nothing
+	limits   *proxy.Limits
+	admin    net.Listener
+	unwatch  context.CancelFunc // stops the certificate watcher
+	hup      chan os.Signal     // SIGHUP: reload
+
+	// fronts are the front ends serving now, by frontKey; retired ones
+	// stopped accepting at a reload but may still have sessions, which
+	// stop waits for.
+	fronts  map[string]*front
+	retired []server
 	bound   []boundListener // what the listeners really bound, for -dev's banner
-	admin   net.Listener
 }
 
 // boundListener is one open listener.
@@ -76,6 +81,10 @@ func cmdServe(e *env, args []string) error {
 
 // start opens the store and the admin socket, then the listeners.
 func (d *daemon) start() error {
+	// SIGHUP is caught before anything opens, so that one sent as soon as
+	// the daemon answers cannot kill it (its default action).
+	d.hup = make(chan os.Signal, 1)
+	signal.Notify(d.hup, syscall.SIGHUP)
 	st, err := openStore(d.cfg, d.log)
 	if err != nil {
 		return err
@@ -86,128 +95,65 @@ func (d *daemon) start() error {
 		_, err := newOAuth(d.cfg, st, d.log)
 		return fmt.Errorf("%s: oauth: %w", d.cfg.File, err)
 	}
-	if d.certs, err = loadCerts(d.cfg); err != nil {
+	certs, err := loadCerts(d.cfg)
+	if err != nil {
 		return err
 	}
+	d.swapCerts(certs)
 	if d.admin, err = listenAdmin(d.cfg.Admin.Socket); err != nil {
 		return err
 	}
 	go serveAdmin(d.admin, svc, d.log)
-	auth := &authenticator{store: st, domains: d.cfg.Accounts.Domains}
-	return d.listen(auth, tokenSource{m: svc.oauth})
-}
-
-// listen starts one front end per listener, so each has its own TLS policy.
-func (d *daemon) listen(auth proxy.Authenticator, tokens proxy.TokenSource) error {
-	imapUp, err := upstream(d.cfg.IMAP.Upstream)
-	if err != nil {
-		return fmt.Errorf("%s: imap.upstream: %w", d.cfg.File, err)
-	}
-	smtpUp, err := upstream(d.cfg.SMTP.Upstream)
-	if err != nil {
-		return fmt.Errorf("%s: smtp.upstream: %w", d.cfg.File, err)
-	}
-	// One Throttle and one Limits for both protocols: a guesser cannot
-	// double its rate by switching protocol.
-	throttle, limits := newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
-	for _, l := range d.cfg.IMAP.Listen {
-		err := d.serve("imap", l, func(tc *tls.Config) server {
-			return imap.New(&imap.Options{Authenticator: auth, Tokens: tokens, Upstream: imapUp,
-				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: d.cfg.Hostname,
-				Throttle: throttle, Limits: limits})
-		})
-		if err != nil {
-			return err
-		}
-	}
-	for _, l := range d.cfg.SMTP.Listen {
-		err := d.serve("smtp", l, func(tc *tls.Config) server {
-			return smtp.New(&smtp.Options{Authenticator: auth, Tokens: tokens, Upstream: smtpUp,
-				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: d.cfg.Hostname,
-				MaxMessageBytes: d.cfg.SMTP.MaxMessageSize, Throttle: throttle, Limits: limits})
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// serve opens one listener and runs a front end on it.
-func (d *daemon) serve(proto string, l config.Listener, build func(*tls.Config) server) error {
-	mode, err := proxy.ParseTLSMode(l.TLS)
+	d.auth = newAuthenticator(st, d.cfg.Accounts.Domains)
+	d.tokens = tokenSource{m: svc.oauth}
+	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
+	specs, err := d.plan(d.cfg, d.certs, d.throttle, d.limits)
 	if err != nil {
 		return err
 	}
-	tc, err := serverTLS(d.cfg, l, d.certs, d.log)
-	if err != nil {
-		return fmt.Errorf("%s: %s.listen: %w", d.cfg.File, proto, err)
-	}
-	ln, err := net.Listen("tcp", l.Address)
-	if err != nil {
-		return fmt.Errorf("%s listener: %w", proto, err)
-	}
-	if l.ProxyProtocol {
-		ln = proxy.NewProxyProtoListener(ln, d.cfg.ProxyProtocol.Trusted, d.log.With("proto", proto))
-	}
-	srv := build(tc)
-	d.servers = append(d.servers, srv)
-	d.bound = append(d.bound, boundListener{proto: proto, mode: mode, addr: ln.Addr()})
-	d.log.Info("listening", "proto", proto, "address", ln.Addr().String(), "tls", string(mode),
-		"proxy_protocol", l.ProxyProtocol)
-	go func() {
-		if err := srv.Serve(ln, mode); err != nil {
-			d.log.Error("listener failed", "proto", proto, "address", l.Address, "err", err)
-		}
-	}()
-	return nil
+	return d.apply(d.cfg, specs)
 }
 
-// wait runs until ctx ends (SIGTERM, SIGINT), reloading the certificate on
-// SIGHUP, then shuts down gracefully.
+// wait runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
+// shuts down gracefully.
 func (d *daemon) wait(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
-		case <-hup:
+		case <-d.hup:
 			d.reload()
 		case <-ctx.Done():
-			d.log.Info("shutting down", "sessions", d.tracker.Len())
+			d.log.Info("shutting down", "sessions", d.tracker.Len(), "grace", d.cfg.ShutdownGrace)
 			return d.stop()
 		}
 	}
 }
 
-func (d *daemon) reload() {
-	if d.certs == nil {
-		return
-	}
-	if err := d.certs.Reload(); err != nil {
-		d.log.Error("certificate reload failed; keeping the old one", "err", err)
-		return
-	}
-	d.log.Info("certificate reloaded")
-}
-
-// stop closes the admin socket, lets sessions end within the grace period,
-// and closes the store last so coalesced "last used" data is written.
+// stop closes the admin socket, lets sessions end within the grace period
+// (idle IMAP sessions get BYE at once, SMTP transactions finish), and closes
+// the store last so coalesced "last used" data is written.
 func (d *daemon) stop() error {
+	if d.hup != nil {
+		signal.Stop(d.hup)
+	}
 	if d.admin != nil {
 		d.admin.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	d.swapCerts(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace)
 	defer cancel()
+	servers := d.retired
+	for _, f := range d.fronts {
+		servers = append(servers, f.srv)
+	}
 	// In parallel: each front end stops accepting at once, then waits.
-	errs := make([]error, len(d.servers)+1)
+	errs := make([]error, len(servers)+1)
 	var wg sync.WaitGroup
-	for i, s := range d.servers {
+	for i, s := range servers {
 		wg.Go(func() { errs[i] = s.Shutdown(ctx) })
 	}
 	wg.Wait()
 	if d.store != nil {
-		errs[len(d.servers)] = d.store.Close()
+		errs[len(servers)] = d.store.Close()
 	}
 	return errors.Join(errs...)
 }

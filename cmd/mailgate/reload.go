@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+
+	"mailgate/config"
+	"mailgate/proxy"
+	"mailgate/proxy/imap"
+	"mailgate/proxy/smtp"
+)
+
+// front is one listener and the front end serving it. Each listener has a
+// front end of its own, so each has its own TLS policy and can be replaced
+// alone at a reload.
+type front struct {
+	srv   server
+	bound boundListener
+}
+
+// frontSpec is a front end the config asks for, built but not started.
+type frontSpec struct {
+	key   string // everything its Options depend on; equal keys need no restart
+	proto string
+	l     config.Listener
+	mode  proxy.TLSMode
+	srv   server
+}
+
+// frontKey is what a front end is made of. A listener whose key is
+// unchanged at a reload keeps running; any change (address, TLS policy,
+// certificate files, upstream, limits, PROXY protocol) gets a new front end
+// for new sessions, while the old one's sessions continue.
+func frontKey(cfg *config.Config, proto string, l config.Listener) string {
+	k := struct {
+		Proto         string
+		Listener      config.Listener
+		TLS           config.TLS
+		Hostname      string
+		Upstream      config.Upstream
+		MaxSize       int64
+		Limits        config.Limits
+		ProxyProtocol config.ProxyProtocol
+	}{proto, l, cfg.TLS, cfg.Hostname, cfg.IMAP.Upstream, 0, cfg.Limits, cfg.ProxyProtocol}
+	if proto == proxy.ProtoSMTP {
+		k.Upstream, k.MaxSize = cfg.SMTP.Upstream, cfg.SMTP.MaxMessageSize
+	}
+	b, _ := json.Marshal(k)
+	return string(b)
+}
+
+// plan builds every front end cfg asks for without opening anything, so
+// that a config with a bad upstream or TLS setting is refused whole.
+func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Throttle, lim *proxy.Limits) ([]frontSpec, error) {
+	imapUp, err := upstream(cfg.IMAP.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("%s: imap.upstream: %w", cfg.File, err)
+	}
+	smtpUp, err := upstream(cfg.SMTP.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("%s: smtp.upstream: %w", cfg.File, err)
+	}
+	var specs []frontSpec
+	add := func(proto string, l config.Listener, build func(*tls.Config) server) error {
+		mode, err := proxy.ParseTLSMode(l.TLS)
+		if err != nil {
+			return err
+		}
+		tc, err := serverTLS(cfg, l, certs, d.log)
+		if err != nil {
+			return fmt.Errorf("%s: %s.listen: %w", cfg.File, proto, err)
+		}
+		specs = append(specs, frontSpec{key: frontKey(cfg, proto, l), proto: proto, l: l, mode: mode, srv: build(tc)})
+		return nil
+	}
+	for _, l := range cfg.IMAP.Listen {
+		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) server {
+			return imap.New(&imap.Options{Authenticator: d.auth, Tokens: d.tokens, Upstream: imapUp,
+				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: cfg.Hostname,
+				Throttle: th, Limits: lim})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range cfg.SMTP.Listen {
+		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) server {
+			return smtp.New(&smtp.Options{Authenticator: d.auth, Tokens: d.tokens, Upstream: smtpUp,
+				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: cfg.Hostname,
+				MaxMessageBytes: cfg.SMTP.MaxMessageSize, Throttle: th, Limits: lim})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return specs, nil
+}
+
+// apply makes the running front ends those of specs: front ends no longer
+// wanted stop accepting (their sessions continue until they end or the
+// daemon stops), new ones open their listener. Old ones close first, so a
+// listener changed in place can bind its address again.
+func (d *daemon) apply(cfg *config.Config, specs []frontSpec) error {
+	if d.fronts == nil {
+		d.fronts = map[string]*front{}
+	}
+	want := map[string]bool{}
+	for _, s := range specs {
+		want[s.key] = true
+	}
+	for key, f := range d.fronts {
+		if !want[key] {
+			f.srv.Close()
+			d.retired = append(d.retired, f.srv)
+			delete(d.fronts, key)
+			d.log.Info("listener closed; its sessions continue", "proto", f.bound.proto, "address", f.bound.addr.String())
+		}
+	}
+	var errs []error
+	d.bound = d.bound[:0]
+	for _, s := range specs {
+		if f, running := d.fronts[s.key]; running {
+			d.bound = append(d.bound, f.bound)
+			continue
+		}
+		if err := d.open(cfg, s); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.bound = append(d.bound, d.fronts[s.key].bound)
+	}
+	return errors.Join(errs...)
+}
+
+// open opens one listener and runs its front end on it.
+func (d *daemon) open(cfg *config.Config, s frontSpec) error {
+	ln, err := net.Listen("tcp", s.l.Address)
+	if err != nil {
+		return fmt.Errorf("%s listener: %w", s.proto, err)
+	}
+	if s.l.ProxyProtocol {
+		ln = proxy.NewProxyProtoListener(ln, cfg.ProxyProtocol.Trusted, d.log.With("proto", s.proto))
+	}
+	d.fronts[s.key] = &front{srv: s.srv, bound: boundListener{proto: s.proto, mode: s.mode, addr: ln.Addr()}}
+	d.log.Info("listening", "proto", s.proto, "address", ln.Addr().String(), "tls", string(s.mode),
+		"proxy_protocol", s.l.ProxyProtocol)
+	go func() {
+		if err := s.srv.Serve(ln, s.mode); err != nil {
+			d.log.Error("listener failed", "proto", s.proto, "address", s.l.Address, "err", err)
+		}
+	}()
+	return nil
+}
+
+// reload re-reads the config file (SIGHUP). An invalid file is refused and
+// the running config stays. A valid one applies to new sessions: listeners,
+// TLS policy, upstreams, limits, accounts.domains and shutdown_grace; live
+// sessions continue. The certificate is re-read in any case.
+func (d *daemon) reload() {
+	cfg, err := loadConfig(d.cfg.File)
+	if err == nil {
+		err = d.reloadWith(cfg)
+	}
+	if err != nil {
+		d.log.Error("config reload refused; keeping the running config", "err", err)
+		d.reloadCert()
+	}
+}
+
+func (d *daemon) reloadWith(cfg *config.Config) error {
+	certs := d.certs
+	if cfg.TLS.CertFile != d.cfg.TLS.CertFile || cfg.TLS.KeyFile != d.cfg.TLS.KeyFile {
+		var err error
+		if certs, err = loadCerts(cfg); err != nil {
+			return err
+		}
+	} else {
+		d.reloadCert()
+	}
+	th, lim := d.throttle, d.limits
+	if !reflect.DeepEqual(cfg.Limits, d.cfg.Limits) {
+		// New counters for new sessions; live ones keep their slots in the old.
+		th, lim = newThrottle(cfg.Limits), newLimits(cfg.Limits)
+	}
+	specs, err := d.plan(cfg, certs, th, lim)
+	if err != nil {
+		return err
+	}
+	d.warnRestart(cfg)
+	if certs != d.certs {
+		d.swapCerts(certs)
+	}
+	d.cfg, d.throttle, d.limits = cfg, th, lim
+	d.auth.setDomains(cfg.Accounts.Domains)
+	if err := d.apply(cfg, specs); err != nil {
+		d.log.Error("config reloaded, but a listener could not open", "err", err)
+		return nil
+	}
+	d.log.Info("config reloaded", "listeners", len(d.fronts), "sessions", d.tracker.Len())
+	return nil
+}
+
+// reloadCert re-reads the running certificate; a bad one keeps the old.
+func (d *daemon) reloadCert() {
+	if d.certs == nil {
+		return
+	}
+	if err := d.certs.Reload(); err != nil {
+		d.log.Error("certificate reload failed; keeping the old one", "err", err)
+		return
+	}
+	d.log.Info("certificate reloaded")
+}
+
+// swapCerts serves and watches certs (nil: none) instead of the current
+// certificate files.
+func (d *daemon) swapCerts(certs *proxy.CertLoader) {
+	if d.unwatch != nil {
+		d.unwatch()
+		d.unwatch = nil
+	}
+	d.certs = certs
+	if certs != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		d.unwatch = cancel
+		go certs.Watch(ctx, 0, d.log)
+	}
+}
+
+// warnRestart names the changed settings that a reload cannot apply.
+func (d *daemon) warnRestart(cfg *config.Config) {
+	old := d.cfg
+	for key, same := range map[string]bool{
+		"store":                  old.Store == cfg.Store,
+		"admin.socket":           old.Admin == cfg.Admin,
+		"oauth":                  reflect.DeepEqual(old.OAuth, cfg.OAuth),
+		"accounts.max_passwords": old.Accounts.MaxPasswords == cfg.Accounts.MaxPasswords,
+		"log":                    old.Log == cfg.Log,
+	} {
+		if !same {
+			d.log.Warn("config change needs a restart to apply", "key", key)
+		}
+	}
+}

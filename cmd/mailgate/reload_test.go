@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// daemonConfig is a config with one plaintext loopback listener per protocol.
+func daemonConfig(imapAddr, smtpAddr string) string {
+	return fmt.Sprintf(`hostname: mail.test
+store: {path: state/mailgate.db}
+shutdown_grace: 5s
+imap:
+  listen: [{address: %q, tls: none}]
+  upstream: {address: "127.0.0.1:1", tls: implicit}
+smtp:
+  listen: [{address: %q, tls: none}]
+  upstream: {address: "127.0.0.1:1", tls: starttls}
+oauth:
+  provider: generic
+  client_id: test
+  token_url: http://127.0.0.1:1/token
+  device_authorization_url: http://127.0.0.1:1/device
+`, imapAddr, smtpAddr)
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// eventually polls cond; the bound only stops a hung test.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("gave up waiting: %s", what)
+}
+
+func answers(addr string) bool {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && (strings.HasPrefix(line, "* OK") || strings.HasPrefix(line, "220 "))
+}
+
+// TestDaemonReload runs the daemon in-process and sends it real signals:
+// SIGHUP with an invalid config keeps everything; SIGHUP with the IMAP
+// listener moved opens the new port and closes the old one while a
+// connection made before goes on; SIGTERM (here: the context) stops it.
+func TestDaemonReload(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "mailgate.yaml")
+	oldIMAP, newIMAP, smtpAddr := freePort(t), freePort(t), freePort(t)
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(daemonConfig(oldIMAP, smtpAddr))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &lockedLog{}
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
+	eventually(t, "imap listener up", func() bool { return answers(oldIMAP) })
+
+	live, err := net.Dial("tcp", oldIMAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	br := bufio.NewReader(live)
+	live.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br.ReadString('\n') // greeting
+
+	write("imap: [\n")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "invalid config refused", func() bool { return strings.Contains(logs.String(), "config reload refused") })
+	if !answers(oldIMAP) || !answers(smtpAddr) {
+		t.Fatalf("listeners gone after an invalid config:\n%s", logs)
+	}
+
+	write(daemonConfig(newIMAP, smtpAddr))
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "new imap port answers", func() bool { return answers(newIMAP) })
+	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	if answers(oldIMAP) {
+		t.Error("old imap port still answers after the reload")
+	}
+	if !answers(smtpAddr) {
+		t.Error("unchanged smtp listener gone after the reload")
+	}
+	fmt.Fprintf(live, "a NOOP\r\n")
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "a OK") {
+		t.Errorf("connection from before the reload: %q, %v; want a OK", line, err)
+	}
+
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit code %d after shutdown:\n%s", code, logs)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("daemon did not stop")
+	}
+	if _, err := br.ReadString('\n'); err == nil {
+		t.Error("pre-login connection still open after shutdown")
+	}
+}
