@@ -185,3 +185,23 @@ func TestByeNotInsideAResponse(t *testing.T) {
 		t.Fatalf("client got something else than %q", want)
 	}
 }
+
+// TestCloseKeepsSessions is what a config reload relies on: the replaced
+// front end stops accepting, but a relayed session goes on.
+func TestCloseKeepsSessions(t *testing.T) {
+	e := newEnv(t, proxy.TLSNone, nil)
+	c := e.loginClient("ann@example.com", nil)
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := net.Dial("tcp", e.addr); err == nil {
+		nc.Close()
+		t.Fatal("listener still accepting after Close")
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatalf("session after Close: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT after Close: %v", err)
+	}
+}
