@@ -163,12 +163,13 @@ func (d *daemon) open(cfg *config.Config, s frontSpec) error {
 // sessions continue. The certificate is re-read in any case.
 func (d *daemon) reload() {
 	cfg, err := loadConfig(d.cfg.File)
-	if err == nil {
-		err = d.reloadWith(cfg)
-	}
 	if err != nil {
 		d.log.Error("config reload refused; keeping the running config", "err", err)
 		d.reloadCert()
+		return
+	}
+	if err := d.reloadWith(cfg); err != nil {
+		d.log.Error("config reload refused; keeping the running config", "err", err)
 	}
 }
 
