@@ -80,11 +80,17 @@ func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, err
 
 // tryUpstream dials, authenticates with token and probes the mailbox.
 func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upConn, error) {
-	up, err := s.dialUpstream(ctx)
+	return loginUpstream(ctx, &s.opts.Upstream, mailbox, token)
+}
+
+// loginUpstream dials u, authenticates as mailbox with token and probes the
+// mailbox; it is shared by the proxy and CheckLogin.
+func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string) (*upConn, error) {
+	up, err := dialUpstream(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	if err := up.login(s.saslClient(mailbox, token)); err != nil {
+	if err := up.login(saslClient(u, mailbox, token)); err != nil {
 		up.nc.Close()
 		return nil, err
 	}
@@ -92,16 +98,15 @@ func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upCon
 	return up, nil
 }
 
-func (s *Server) saslClient(mailbox, token string) sasl.Client {
-	if strings.EqualFold(s.opts.Upstream.Mechanism, sasl.OAuthBearer) {
+func saslClient(u *proxy.Upstream, mailbox, token string) sasl.Client {
+	if strings.EqualFold(u.Mechanism, sasl.OAuthBearer) {
 		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
 	}
 	return proxy.NewXOAUTH2Client(mailbox, token)
 }
 
 // dialUpstream connects, reads the greeting and does STARTTLS if configured.
-func (s *Server) dialUpstream(ctx context.Context) (*upConn, error) {
-	u := &s.opts.Upstream
+func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 	nc, err := u.Dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
