@@ -25,7 +25,7 @@ import (
 func (e *e2e) cli(args ...string) (stdout, stderr string, err error) {
 	e.t.Helper()
 	cmd := exec.Command(mailgateBin(e.t), args...)
-	cmd.Env = append(os.Environ(), "MAILGATE_CONFIG="+e.cfg)
+	cmd.Env = e.env()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -39,6 +39,14 @@ func (e *e2e) mustCLI(args ...string) string {
 		e.t.Fatalf("mailgate %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
 	}
 	return out
+}
+
+// env is the environment the CLI and the daemon run in: $MAILGATE_CONFIG
+// names the config, and a race-enabled binary does not sleep a second at
+// exit (the race runtime's default atexit_sleep_ms).
+func (e *e2e) env() []string {
+	return append(os.Environ(), "MAILGATE_CONFIG="+e.cfg,
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 }
 
 var passwordSeq atomic.Int64
@@ -62,7 +70,7 @@ func (e *e2e) appPassword(mailbox string) (password, id string) {
 func (e *e2e) link(mailbox, approveAs string) (last, stderr string, err error) {
 	e.t.Helper()
 	cmd := exec.Command(mailgateBin(e.t), "account", "link", "-json", mailbox)
-	cmd.Env = append(os.Environ(), "MAILGATE_CONFIG="+e.cfg)
+	cmd.Env = e.env()
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	pipe, err := cmd.StdoutPipe()

@@ -128,7 +128,7 @@ log:
 // start runs "mailgate serve" and waits for its four listeners.
 func (e *e2e) start() {
 	e.t.Helper()
-	e.d = startDaemon(e.t, e.cfg)
+	e.d = startDaemon(e.t, e.cfg, e.env())
 	addrs := e.d.listeners(e.t, 4)
 	e.imaps, e.imap = addrs["imap/implicit"], addrs["imap/starttls"]
 	e.smtps, e.smtp = addrs["smtp/implicit"], addrs["smtp/starttls"]
@@ -152,10 +152,11 @@ type daemonProc struct {
 	once   sync.Once
 }
 
-func startDaemon(t *testing.T, cfg string) *daemonProc {
+func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{listen: make(chan map[string]any, 16), done: make(chan struct{})}
 	d.cmd = exec.Command(mailgateBin(t), "serve", "-config", cfg)
+	d.cmd.Env = env
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
