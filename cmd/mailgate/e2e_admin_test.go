@@ -5,6 +5,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // TestE2ELinkWithoutDaemon: an admin links a mailbox and issues its app
@@ -58,5 +60,75 @@ func TestE2ECertReload(t *testing.T) {
 	}
 	if code := e.imapLoginCode(user, pass); code != "" {
 		t.Fatalf("login with the new certificate: NO [%s]", code)
+	}
+}
+
+// TestE2EUnlink: "account unlink" ends the mailbox's live sessions and its
+// app passwords stop working until it is linked again.
+func TestE2EUnlink(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const user = "unlink@example.com"
+	pass := e.user(user)
+	c := e.loginIMAP(user, pass, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	out := e.mustCLI("account", "unlink", user)
+	if !strings.Contains(out, "1 live session(s) closed") {
+		t.Errorf("account unlink:\n%s", out)
+	}
+	waitClosed(t, c, "mailbox unlinked")
+	if code := e.imapLoginCode(user, pass); code != imap.ResponseCodeAuthenticationFailed {
+		t.Fatalf("login after unlink: NO [%s], want AUTHENTICATIONFAILED", code)
+	}
+	e.mustLink(user)
+	if code := e.imapLoginCode(user, pass); code != "" {
+		t.Fatalf("login after linking again: NO [%s]", code)
+	}
+}
+
+// TestE2EOutlookStart plays the start of the new Outlook and Apple Mail
+// against real Dovecot: ID before login (field note 3), then CAPABILITY,
+// ID, NAMESPACE and ENABLE after it, all answered OK; the capabilities
+// after login are the upstream's, without AUTH= (field notes 4, 13).
+func TestE2EOutlookStart(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const user = "outlook@example.com"
+	pass := e.user(user)
+	c := e.dialIMAP(e.imaps, false, nil)
+	id := &imap.IDData{Name: "Microsoft Outlook", Version: "16.0"}
+	if _, err := c.ID(id).Wait(); err != nil {
+		t.Fatalf("ID before login: %v", err)
+	}
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []imap.Cap{imap.CapIdle, imap.CapMove, imap.CapNamespace} {
+		if !caps.Has(want) {
+			t.Errorf("capabilities after login lack %s: %v", want, caps)
+		}
+	}
+	for cp := range caps {
+		if strings.HasPrefix(string(cp), "AUTH=") {
+			t.Errorf("capabilities after login include %s", cp)
+		}
+	}
+	if _, err := c.ID(id).Wait(); err != nil {
+		t.Fatalf("ID after login: %v", err)
+	}
+	if _, err := c.Namespace().Wait(); err != nil {
+		t.Fatalf("NAMESPACE: %v", err)
+	}
+	if _, err := c.Enable(imap.CapUTF8Accept).Wait(); err != nil {
+		t.Fatalf("ENABLE: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT: %v", err)
 	}
 }

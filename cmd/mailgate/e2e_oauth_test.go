@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
@@ -14,7 +15,7 @@ import (
 )
 
 // imapLoginCode logs in over implicit TLS and returns the response code of
-// a refusal ("" when the login succeeded).
+// a refusal ("" when the login succeeded, "(none)" for a NO without code).
 func (e *e2e) imapLoginCode(user, pass string) imap.ResponseCode {
 	e.t.Helper()
 	c := e.dialIMAP(e.imaps, false, nil)
@@ -26,6 +27,9 @@ func (e *e2e) imapLoginCode(user, pass string) imap.ResponseCode {
 	var ie *imap.Error
 	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
 		e.t.Fatalf("LOGIN %s: %v, want a NO", user, err)
+	}
+	if ie.Code == "" {
+		return "(none)" // never mistaken for a successful login
 	}
 	return ie.Code
 }
@@ -163,5 +167,50 @@ func TestE2ERelink(t *testing.T) {
 	}
 	if code := e.imapLoginCode(user, pass); code != "" {
 		t.Fatalf("login after re-linking: NO [%s]", code)
+	}
+}
+
+// TestE2EConcurrentRefresh: the provider expires the access token and an
+// Apple Mail-like client opens five connections at once (field note 10).
+// All log in, and the rotating refresh token is used once (field note 26):
+// a second use of the old one would be invalid_grant and unlink the mailbox.
+func TestE2EConcurrentRefresh(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const user = "burst@example.com"
+	pass := e.user(user)
+	if code := e.imapLoginCode(user, pass); code != "" {
+		t.Fatalf("first login: NO [%s]", code)
+	}
+	before := e.idp.Refreshes(user)
+	e.idp.ExpireAccessTokens()
+	const n = 5
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			c, err := imapclient.DialTLS(e.imaps, &imapclient.Options{TLSConfig: e.tls})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := c.Login(user, pass).Wait(); err != nil {
+				errs <- err
+				return
+			}
+			_, err = c.Select("INBOX", nil).Wait()
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent login: %v", err)
+		}
+	}
+	if got := e.idp.Refreshes(user) - before; got != 1 {
+		t.Errorf("%d refreshes for %d concurrent logins, want 1", got, n)
+	}
+	if a := e.account(user); a.NeedsRelink {
+		t.Fatalf("concurrent refreshes unlinked the mailbox: %+v", a)
 	}
 }
