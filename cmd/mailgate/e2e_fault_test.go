@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -223,4 +224,24 @@ func linesWith(b []byte, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestE2EPasswordScope: a password issued for IMAP only is refused by SMTP
+// (535 5.7.8) and works for IMAP.
+func TestE2EPasswordScope(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const user = "scoped@example.com"
+	e.mustLink(user)
+	out := e.mustCLI("password", "create", "-json", "-name", "imap-only", "-scope", "imap", user)
+	var p struct{ Password string }
+	if err := json.Unmarshal([]byte(out), &p); err != nil || p.Password == "" {
+		t.Fatalf("password create: %v: %q", err, out)
+	}
+	if code := e.imapLoginCode(user, p.Password); code != "" {
+		t.Fatalf("IMAP login with an IMAP password: NO [%s]", code)
+	}
+	if code, enh := e.smtpAuthCode(user, p.Password); code != 535 || enh != (smtp.EnhancedCode{5, 7, 8}) {
+		t.Fatalf("SMTP AUTH with an IMAP-only password: %d %v, want 535 5.7.8", code, enh)
+	}
 }

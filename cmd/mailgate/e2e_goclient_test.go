@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -248,4 +249,48 @@ func hasSeen(flags []imap.Flag) bool {
 func localhost(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return "localhost:" + port
+}
+
+// TestE2ELargeMessage sends 5 MB through mailgate, Postfix and Dovecot and
+// reads it back byte for byte; a message over the upstream's SIZE is refused
+// at MAIL.
+func TestE2ELargeMessage(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{postfix: true})
+	const user = "large@example.com"
+	pass := e.user(user)
+	var b strings.Builder
+	b.WriteString(e2eMessage("large", user))
+	for b.Len() < 5<<20 {
+		b.WriteString(strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", 2) + "\r\n")
+	}
+	sent := b.String()
+	if err := e.sendSMTP(user, pass, user, user, sent); err != nil {
+		t.Fatalf("send 5 MB: %v", err)
+	}
+	waitMaildir(t, e.stack.Maildir(user), 1)
+	c := e.loginIMAP(user, pass, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	checkDelivered(t, fetchBody(t, c, 1), sent)
+
+	// EHLO comes before AUTH, so mailgate advertises SIZE without a number
+	// and applies the upstream's limit, learned at AUTH, at MAIL.
+	sc, err := smtp.DialStartTLS(e.smtp, e.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if ok, _ := sc.Extension("SIZE"); !ok {
+		t.Error("no SIZE after STARTTLS")
+	}
+	if err := sc.Auth(sasl.NewPlainClient("", user, pass)); err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	err = sc.Mail(user, &smtp.MailOptions{Size: 4_000_000_000})
+	if !errors.As(err, &se) || se.Code != 552 {
+		t.Fatalf("MAIL SIZE=4GB: %v, want 552", err)
+	}
 }
