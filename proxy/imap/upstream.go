@@ -35,6 +35,11 @@ var (
 	// errNotConnected: the upstream took the token but cannot reach the
 	// mailbox (field note 12: "User is authenticated but not connected").
 	errNotConnected = fmt.Errorf("upstream mailbox probe failed: %w", proxy.ErrAuthFailed)
+	// errUpstreamDown: the upstream answered NO [UNAVAILABLE] (RFC 5530
+	// section 3), as Gmail does with "Temporary System Problem" and Dovecot
+	// when it cannot reach the token introspection endpoint. The token is
+	// not at fault: it is kept and the client is told to try later.
+	errUpstreamDown = fmt.Errorf("upstream temporarily unavailable: %w", proxy.ErrUnavailable)
 	// errUpstreamProto covers everything else an upstream can do wrong.
 	errUpstreamProto = fmt.Errorf("upstream protocol error: %w", proxy.ErrUnavailable)
 )
@@ -177,6 +182,9 @@ func (up *upConn) login(cl sasl.Client) error {
 	if err != nil {
 		return err
 	}
+	if r.status != "OK" && unavailable(r.text) {
+		return fmt.Errorf("STATUS INBOX: %s %s: %w", r.status, r.text, errUpstreamDown)
+	}
 	if r.status != "OK" {
 		return fmt.Errorf("STATUS INBOX: %s %s: %w", r.status, r.text, errNotConnected)
 	}
@@ -223,6 +231,8 @@ func (up *upConn) authenticate(cl sasl.Client) error {
 		switch {
 		case !r.cont && r.status == "OK":
 			return nil
+		case !r.cont && unavailable(r.text):
+			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errUpstreamDown)
 		case !r.cont:
 			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errTokenRejected)
 		case !irSent:
@@ -252,6 +262,12 @@ func saslNext(cl sasl.Client, challenge string) []byte {
 // expects after its error challenge (the XOAUTH2 protocol document).
 func encodeSASL(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// unavailable reports whether a response text starts with the UNAVAILABLE
+// response code (RFC 5530 section 3).
+func unavailable(text string) bool {
+	return len(text) >= 13 && strings.EqualFold(text[:13], "[UNAVAILABLE]")
 }
 
 func (up *upConn) has(capName string) bool {
