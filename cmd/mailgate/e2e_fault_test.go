@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,5 +248,51 @@ func TestE2EPasswordScope(t *testing.T) {
 	}
 	if code, enh := e.smtpAuthCode(user, p.Password); code != 535 || enh != (smtp.EnhancedCode{5, 7, 8}) {
 		t.Fatalf("SMTP AUTH with an IMAP-only password: %d %v, want 535 5.7.8", code, enh)
+	}
+}
+
+// TestE2EIntrospectionDown: the upstream cannot check tokens (Dovecot's
+// introspection endpoint fails) while mailgate still gets tokens. Dovecot
+// answers NO [UNAVAILABLE] / 454 4.7.0; mailgate must pass that on as "try
+// later", not as a wrong password, and must not burn a refresh on it.
+func TestE2EIntrospectionDown(t *testing.T) {
+	t.Parallel()
+	idp, err := oauthtest.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	var down atomic.Bool
+	target, _ := url.Parse(idp.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "introspection backend down", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	mailgateBin(t)
+	e := newE2EWith(t, idp, mailstack.StartForTest(t, front.URL+"/introspect"), e2eOpts{})
+	const user = "introspect@example.com"
+	pass := e.user(user)
+	if code := e.imapLoginCode(user, pass); code != "" {
+		t.Fatalf("first login: NO [%s]", code)
+	}
+	before := idp.Refreshes(user)
+	down.Store(true)
+	if code := e.imapLoginCode(user, pass); code != imap.ResponseCodeUnavailable {
+		t.Fatalf("IMAP login while the upstream cannot check tokens: NO [%s], want UNAVAILABLE", code)
+	}
+	if code, enh := e.smtpAuthCode(user, pass); code != 454 || enh != (smtp.EnhancedCode{4, 7, 0}) {
+		t.Fatalf("SMTP AUTH while the upstream cannot check tokens: %d %v, want 454 4.7.0", code, enh)
+	}
+	if got := idp.Refreshes(user); got != before {
+		t.Errorf("%d refreshes for an upstream outage, want none", got-before)
+	}
+	down.Store(false)
+	if code := e.imapLoginCode(user, pass); code != "" {
+		t.Fatalf("login after the outage: NO [%s]", code)
 	}
 }
