@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"mailgate/proxy/mailstack"
@@ -294,5 +296,31 @@ func TestE2EIntrospectionDown(t *testing.T) {
 	down.Store(false)
 	if code := e.imapLoginCode(user, pass); code != "" {
 		t.Fatalf("login after the outage: NO [%s]", code)
+	}
+}
+
+// TestE2ESMTPUpstreamStopped stops the submission upstream after the
+// client authenticated: the client gets a 4xx ("try later", so it keeps
+// the message queued), never a 5xx bounce or a hang.
+func TestE2ESMTPUpstreamStopped(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const user = "smtpstop@example.com"
+	pass := e.user(user)
+	c, err := smtp.DialStartTLS(e.smtp, e.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", user, pass)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.stack.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = c.SendMail(user, []string{user}, strings.NewReader(e2eMessage("stopped", user)))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code/100 != 4 {
+		t.Fatalf("send with the upstream stopped: %v, want a 4xx reply", err)
 	}
 }
