@@ -24,7 +24,7 @@ import (
 // cli runs the mailgate CLI as an admin would, with $MAILGATE_CONFIG set.
 func (e *e2e) cli(args ...string) (stdout, stderr string, err error) {
 	e.t.Helper()
-	cmd := exec.Command(mailgateBin(e.t), args...)
+	cmd := exec.Command(mailgateBinary(e.t), args...)
 	cmd.Env = e.env()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -69,7 +69,7 @@ func (e *e2e) appPassword(mailbox string) (password, id string) {
 // the command's outcome.
 func (e *e2e) link(mailbox, approveAs string) (last, stderr string, err error) {
 	e.t.Helper()
-	cmd := exec.Command(mailgateBin(e.t), "account", "link", "-json", mailbox)
+	cmd := exec.Command(mailgateBinary(e.t), "account", "link", "-json", mailbox)
 	cmd.Env = e.env()
 	var errb bytes.Buffer
 	cmd.Stderr = &errb

@@ -16,17 +16,6 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// needTool skips when a client program is missing, naming the Debian
-// package; .ci/deps installs them, so CI never skips.
-func needTool(t *testing.T, bin, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		t.Skipf("%s not installed (apt-get install %s)", bin, pkg)
-	}
-	return p
-}
-
 // runTool runs a client program and fails the test on a non-zero exit.
 func runTool(t *testing.T, name string, args ...string) (stdout, stderr string) {
 	t.Helper()
@@ -83,7 +72,8 @@ func checkOneOf(t *testing.T, got []byte, msgs []string) {
 // command it sent.
 func TestE2ECurl(t *testing.T) {
 	t.Parallel()
-	curl := needTool(t, "curl", "curl")
+	needCommand(t, "curl", "curl")
+	curl := "curl"
 	e := newE2E(t, e2eOpts{})
 	const user = "curl@example.com"
 	pass := e.user(user)
@@ -139,7 +129,8 @@ func curlIMAPLogin(t *testing.T, curl string) (opt, want string) {
 // (testdata/e2e/*.py) over both TLS modes and both mechanisms.
 func TestE2EPython(t *testing.T) {
 	t.Parallel()
-	py := needTool(t, "python3", "python3")
+	needCommand(t, "python3", "python3")
+	py := "python3"
 	e := newE2E(t, e2eOpts{})
 	const user = "python@example.com"
 	pass := e.user(user)
@@ -186,7 +177,8 @@ func TestE2EPython(t *testing.T) {
 // verifying mailgate's certificate.
 func TestE2ESwaks(t *testing.T) {
 	t.Parallel()
-	swaks := needTool(t, "swaks", "swaks")
+	needCommand(t, "swaks", "swaks")
+	swaks := "swaks"
 	if out, _ := exec.Command(swaks, "--support").CombinedOutput(); !bytes.Contains(out, []byte("=== TLS supported")) {
 		t.Skip("swaks has no TLS (apt-get install libnet-ssleay-perl)")
 	}

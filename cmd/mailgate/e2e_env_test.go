@@ -49,7 +49,7 @@ func newE2E(t *testing.T, opts e2eOpts) *e2e {
 	if err := mailstack.Available(); err != nil {
 		t.Skipf("%v", err)
 	}
-	mailgateBin(t) // build before anything runs, so a build failure shows first
+	mailgateBinary(t) // build before anything runs, so a build failure shows first
 	idp, err := oauthtest.NewServer(opts.idp)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ type daemonProc struct {
 func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{listen: make(chan map[string]any, 16), done: make(chan struct{})}
-	d.cmd = exec.Command(mailgateBin(t), "serve", "-config", cfg)
+	d.cmd = exec.Command(mailgateBinary(t), "serve", "-config", cfg)
 	d.cmd.Env = env
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {

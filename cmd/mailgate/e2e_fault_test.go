@@ -41,7 +41,7 @@ func TestE2EUpstreamStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(idp.Close)
-	mailgateBin(t)
+	mailgateBinary(t)
 	imapStack := mailstack.StartForTest(t, idp.IntrospectURL())
 	smtpStack := mailstack.StartForTest(t, idp.IntrospectURL())
 	e := newE2EWith(t, idp, imapStack, e2eOpts{smtpStack: smtpStack})
@@ -170,7 +170,7 @@ func TestE2EIntrospectionDown(t *testing.T) {
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
-	mailgateBin(t)
+	mailgateBinary(t)
 	e := newE2EWith(t, idp, mailstack.StartForTest(t, front.URL+"/introspect"), e2eOpts{})
 	const user = "introspect@example.com"
 	pass := e.user(user)

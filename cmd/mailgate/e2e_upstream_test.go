@@ -24,7 +24,7 @@ func TestE2EUpstreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(idp.Close)
-	mailgateBin(t)
+	mailgateBinary(t)
 	stack := mailstack.StartForTest(t, idp.IntrospectURL())
 	for _, tc := range []struct {
 		name    string
