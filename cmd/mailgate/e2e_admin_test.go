@@ -132,3 +132,19 @@ func TestE2EOutlookStart(t *testing.T) {
 		t.Fatalf("SELECT: %v", err)
 	}
 }
+
+// TestE2EShutdown: SIGTERM with an idle relayed session (Outlook keeps one
+// open for hours) ends that session with BYE and the daemon exits cleanly.
+func TestE2EShutdown(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const user = "shutdown@example.com"
+	pass := e.user(user)
+	c := e.loginIMAP(user, pass, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.d.stop(t) // SIGTERM; fails the test unless the exit status is 0
+	waitClosed(t, c, "daemon stopped")
+	e.d.waitLog(t, `"msg":"session ended"`, user)
+}
