@@ -10,22 +10,27 @@ import (
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 )
 
 // mailgateBinary builds the real binary once per test run, so tests run
-// mailgate exactly as an admin does.
+// mailgate exactly as an admin does. It has the race detector when the
+// tests have it, so the daemon's races fail the tests too.
 func mailgateBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mailgate-bin-")
-		if err != nil {
-			binErr = err
+		binDir, binErr = os.MkdirTemp("", "mailgate-bin-")
+		if binErr != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "mailgate")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		binPath = filepath.Join(binDir, "mailgate")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
 			binErr = &buildError{err: err, out: string(out)}
 		}
@@ -42,6 +47,19 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+// runM runs the tests and then removes the built binary, which
+// testscript.Main (it exits the process) would otherwise leave behind.
+type runM struct{ m *testing.M }
+
+func (r runM) Run() int {
+	defer func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	}()
+	return r.m.Run()
+}
 
 // needCommand skips when a client program is missing; .ci/deps installs
 // them, so CI never skips.

@@ -15,9 +15,9 @@ import (
 
 // TestMain lets the scripts run "mailgate" as a real subprocess of the test
 // binary, so signals, exit codes and the admin socket are exercised as an
-// admin would meet them.
+// admin would meet them. runM removes the binary the e2e tests build.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(runM{m}, map[string]func(){
 		"mailgate": main,
 	})
 }

@@ -156,6 +156,10 @@ func opAccountUnlink(ctx context.Context, s *service, args json.RawMessage, _ co
 	} else if err != nil {
 		return nil, storeError(err)
 	}
+	// The cached access token would open the mailbox for up to an hour.
+	if s.oauth != nil {
+		s.oauth.Forget(a.Mailbox)
+	}
 	ps, err := s.store.ListPasswords(a.Mailbox)
 	if err != nil {
 		return nil, storeError(err)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 
 	"mailgate/config"
 	"mailgate/proxy"
+	"mailgate/proxy/imap"
 	"mailgate/proxy/oauth"
 	"mailgate/store"
 )
@@ -38,7 +41,25 @@ func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Man
 		AuthURL: o.AuthURL, RedirectURL: o.RedirectURL, Scopes: o.Scopes,
 		ServiceAccountJSON: o.ServiceAccountKey, Store: st, Logger: log,
 	}
+	up, err := upstream(cfg.IMAP.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("imap.upstream: %w", err)
+	}
+	opts.VerifyMailbox = verifyMailbox(up)
 	return oauth.New(opts)
+}
+
+// verifyMailbox checks a new link by logging in to the IMAP upstream as the
+// mailbox (issue 4): when no ID token names the mailbox, only a login shows
+// that the grant opens it and not another user's.
+func verifyMailbox(up proxy.Upstream) func(ctx context.Context, mailbox, token string) error {
+	return func(ctx context.Context, mailbox, token string) error {
+		err := imap.CheckLogin(ctx, up, mailbox, token)
+		if errors.Is(err, proxy.ErrAuthFailed) {
+			return fmt.Errorf("%w: upstream login as %s: %w", oauth.ErrWrongMailbox, mailbox, err)
+		}
+		return err
+	}
 }
 
 // newLogger builds the daemon's logger from the log section.

@@ -35,6 +35,11 @@ var (
 	// errNotConnected: the upstream took the token but cannot reach the
 	// mailbox (field note 12: "User is authenticated but not connected").
 	errNotConnected = fmt.Errorf("upstream mailbox probe failed: %w", proxy.ErrAuthFailed)
+	// errUpstreamDown: the upstream answered NO [UNAVAILABLE] (RFC 5530
+	// section 3), as Gmail does with "Temporary System Problem" and Dovecot
+	// when it cannot reach the token introspection endpoint. The token is
+	// not at fault: it is kept and the client is told to try later.
+	errUpstreamDown = fmt.Errorf("upstream temporarily unavailable: %w", proxy.ErrUnavailable)
 	// errUpstreamProto covers everything else an upstream can do wrong.
 	errUpstreamProto = fmt.Errorf("upstream protocol error: %w", proxy.ErrUnavailable)
 )
@@ -80,11 +85,17 @@ func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, err
 
 // tryUpstream dials, authenticates with token and probes the mailbox.
 func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upConn, error) {
-	up, err := s.dialUpstream(ctx)
+	return loginUpstream(ctx, &s.opts.Upstream, mailbox, token)
+}
+
+// loginUpstream dials u, authenticates as mailbox with token and probes the
+// mailbox; it is shared by the proxy and CheckLogin.
+func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string) (*upConn, error) {
+	up, err := dialUpstream(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	if err := up.login(s.saslClient(mailbox, token)); err != nil {
+	if err := up.login(saslClient(u, mailbox, token)); err != nil {
 		up.nc.Close()
 		return nil, err
 	}
@@ -92,16 +103,15 @@ func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upCon
 	return up, nil
 }
 
-func (s *Server) saslClient(mailbox, token string) sasl.Client {
-	if strings.EqualFold(s.opts.Upstream.Mechanism, sasl.OAuthBearer) {
+func saslClient(u *proxy.Upstream, mailbox, token string) sasl.Client {
+	if strings.EqualFold(u.Mechanism, sasl.OAuthBearer) {
 		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
 	}
 	return proxy.NewXOAUTH2Client(mailbox, token)
 }
 
 // dialUpstream connects, reads the greeting and does STARTTLS if configured.
-func (s *Server) dialUpstream(ctx context.Context) (*upConn, error) {
-	u := &s.opts.Upstream
+func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 	nc, err := u.Dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
@@ -172,6 +182,9 @@ func (up *upConn) login(cl sasl.Client) error {
 	if err != nil {
 		return err
 	}
+	if r.status != "OK" && unavailable(r.text) {
+		return fmt.Errorf("STATUS INBOX: %s %s: %w", r.status, r.text, errUpstreamDown)
+	}
 	if r.status != "OK" {
 		return fmt.Errorf("STATUS INBOX: %s %s: %w", r.status, r.text, errNotConnected)
 	}
@@ -218,6 +231,8 @@ func (up *upConn) authenticate(cl sasl.Client) error {
 		switch {
 		case !r.cont && r.status == "OK":
 			return nil
+		case !r.cont && unavailable(r.text):
+			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errUpstreamDown)
 		case !r.cont:
 			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errTokenRejected)
 		case !irSent:
@@ -247,6 +262,12 @@ func saslNext(cl sasl.Client, challenge string) []byte {
 // expects after its error challenge (the XOAUTH2 protocol document).
 func encodeSASL(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// unavailable reports whether a response text starts with the UNAVAILABLE
+// response code (RFC 5530 section 3).
+func unavailable(text string) bool {
+	return len(text) >= 13 && strings.EqualFold(text[:13], "[UNAVAILABLE]")
 }
 
 func (up *upConn) has(capName string) bool {

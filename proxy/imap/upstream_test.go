@@ -151,3 +151,27 @@ func TestUpstreamOAuthBearerStartTLS(t *testing.T) {
 		t.Fatalf("Invalidate called %d times, want 1", n)
 	}
 }
+
+// An upstream answering NO [UNAVAILABLE] (Gmail's "Temporary System
+// Problem", Dovecot without its introspection endpoint) is down, not
+// refusing the token: the client hears UNAVAILABLE, never
+// AUTHENTICATIONFAILED (which makes Outlook ask for a new password), and
+// the token is not thrown away for a second attempt.
+func TestUpstreamUnavailableIsNotAuthFailure(t *testing.T) {
+	ir := base64.StdEncoding.EncodeToString(proxy.XOAUTH2Response("ann@example.com", "tok1"))
+	greet := [2]string{"", "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n"}
+	for name, script := range map[string][][2]string{
+		"authenticate": {greet, {"m1 AUTHENTICATE XOAUTH2 " + ir, "m1 NO [UNAVAILABLE] Temporary System Problem\r\n"}},
+		"probe": {greet, {"m1 AUTHENTICATE XOAUTH2 " + ir, "m1 OK done\r\n"},
+			{"m2 STATUS INBOX", "m2 NO [UNAVAILABLE] Mailbox backend down\r\n"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// A retry with a fresh token would meet a plain refusal here.
+			retry := [][2]string{greet, {"m1 AUTHENTICATE XOAUTH2 ", "m1 NO AUTHENTICATE failed.\r\n"}}
+			addr := scriptedUpstream(t, script, retry)
+			if got := loginVia(t, addr, 0); got[0] != "a1 "+textUnavailable {
+				t.Fatalf("got %q, want a1 %s", got, textUnavailable)
+			}
+		})
+	}
+}

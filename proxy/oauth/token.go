@@ -97,6 +97,17 @@ func (m *Manager) Invalidate(mailbox, token string) {
 	m.cache.CompareAndSwap(key, e, &n)
 }
 
+// Forget drops everything cached for mailbox (access token, a rotated
+// refresh token not yet saved, a refused one), so that after an unlink the
+// next login goes to the store and finds no grant instead of using an
+// access token that stays valid for up to an hour. In the app flow the
+// token is shared by all mailboxes and is kept.
+func (m *Manager) Forget(mailbox string) {
+	if key := m.key(canonical(mailbox)); key != appKey {
+		m.cache.Delete(key)
+	}
+}
+
 // fetch runs inside the singleflight for key.
 func (m *Manager) fetch(ctx context.Context, key, mailbox string) (any, error) {
 	if tok := m.cached(key); tok != "" { // a flight that just ended

@@ -300,3 +300,22 @@ func TestRelinkDuringRefresh(t *testing.T) {
 	}
 	mustToken(t, m, alice)
 }
+
+// After an unlink (the store forgets the refresh token) Forget makes the
+// next Token fail with ErrRelink instead of serving the cached access token.
+func TestForgetAfterUnlink(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil)
+	m, store := linked(t, srv, alice)
+	mustToken(t, m, alice)
+	store.mu.Lock()
+	delete(store.tokens, Microsoft+"/"+alice)
+	store.mu.Unlock()
+	if tok, err := m.Token(t.Context(), alice); err != nil || tok == "" {
+		t.Fatalf("before Forget the cached token is served: %q, %v", tok, err)
+	}
+	m.Forget(strings.ToUpper(alice))
+	if _, err := m.Token(t.Context(), alice); !errors.Is(err, ErrRelink) {
+		t.Fatalf("Token after Forget: %v, want ErrRelink", err)
+	}
+}
