@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -17,6 +18,7 @@ import (
 func TestServeDev(t *testing.T) {
 	needCommand(t, "curl", "curl")
 	cmd := exec.Command(mailgateBinary(t), "serve", "-dev", "-dev-ports", "0,0,0,0")
+	cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
