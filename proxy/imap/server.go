@@ -74,17 +74,17 @@ type Server struct {
 	own proxy.Tracker
 	wg  sync.WaitGroup // connection goroutines
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	preauth   map[net.Conn]struct{}
-	relays    map[*byeConn]struct{} // relayed sessions, for BYE at Shutdown
-	closed    bool                  // no new listeners or connections
-	draining  bool                  // Shutdown: no new sessions either
+	lns proxy.Listeners
+
+	mu       sync.Mutex
+	preauth  map[net.Conn]struct{}
+	relays   map[*byeConn]struct{} // relayed sessions, for BYE at Shutdown
+	draining bool                  // Shutdown: no new sessions either
 }
 
 // New returns a Server; call Serve for each listener.
 func New(opts *Options) *Server {
-	s := &Server{opts: *opts, listeners: map[net.Listener]struct{}{}, preauth: map[net.Conn]struct{}{},
+	s := &Server{opts: *opts, preauth: map[net.Conn]struct{}{},
 		relays: map[*byeConn]struct{}{}}
 	o := &s.opts
 	o.MaxLine = orDefault(o.MaxLine, DefaultMaxLine)
@@ -126,15 +126,15 @@ func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
 	if mode == proxy.TLSImplicit {
 		ln = tls.NewListener(ln, s.opts.TLSConfig)
 	}
-	if !s.addListener(ln) {
+	if !s.lns.Add(ln) {
 		ln.Close()
 		return nil
 	}
-	defer s.removeListener(ln)
+	defer s.lns.Remove(ln)
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.isClosed() {
+			if s.lns.Closed() {
 				return nil
 			}
 			var ne net.Error
@@ -158,14 +158,7 @@ func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
 
 // Close stops accepting on every listener. Sessions, logged in or not, go on.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	var err error
-	for ln := range s.listeners {
-		err = errors.Join(err, ln.Close())
-	}
-	return err
+	return s.lns.Close()
 }
 
 // Shutdown stops accepting, drops connections that have not logged in, ends
@@ -197,28 +190,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// upLoginTimeout; handOff refuses to start its session.
 	}
 	return err
-}
-
-func (s *Server) addListener(ln net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.listeners[ln] = struct{}{}
-	return true
-}
-
-func (s *Server) removeListener(ln net.Listener) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.listeners, ln)
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 func (s *Server) addConn(nc net.Conn) bool {

@@ -8,7 +8,6 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -97,20 +96,19 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*trackedConn]struct{}
-	closed    bool          // no more accepting
-	shutdown  bool          // Shutdown: end sessions between transactions
-	changed   chan struct{} // closed when a connection ends
+	lns proxy.Listeners
+
+	mu       sync.Mutex
+	conns    map[*trackedConn]struct{}
+	shutdown bool          // Shutdown: end sessions between transactions
+	changed  chan struct{} // closed when a connection ends
 }
 
 // New returns a Server; call Serve for each listener.
 func New(opts *Options) *Server {
 	s := &Server{
-		opts:      *opts,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*trackedConn]struct{}),
+		opts:  *opts,
+		conns: make(map[*trackedConn]struct{}),
 	}
 	o := &s.opts
 	if o.Logger == nil {
@@ -152,17 +150,17 @@ func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
 		return fmt.Errorf("smtp: tls mode %s needs a TLS config", mode)
 	}
 	tl := &trackingListener{Listener: ln, srv: s, mode: mode}
-	if !s.addListener(tl) {
+	if !s.lns.Add(tl) {
 		ln.Close()
 		return nil
 	}
-	defer s.removeListener(tl)
+	defer s.lns.Remove(tl)
 	var l net.Listener = tl
 	if mode == proxy.TLSImplicit {
 		l = tls.NewListener(tl, s.opts.TLSConfig)
 	}
 	err := s.newGoSMTP(mode).Serve(l)
-	if s.isClosed() {
+	if s.lns.Closed() {
 		return nil
 	}
 	return err
@@ -189,20 +187,7 @@ func (s *Server) newGoSMTP(mode proxy.TLSMode) *smtp.Server {
 // Close stops accepting connections; Serve returns nil. Live sessions go on:
 // end them with Shutdown (or Tracker).
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	ls := make([]net.Listener, 0, len(s.listeners))
-	for l := range s.listeners {
-		ls = append(ls, l)
-	}
-	s.mu.Unlock()
-	var err error
-	for _, l := range ls {
-		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = cerr
-		}
-	}
-	return err
+	return s.lns.Close()
 }
 
 // Shutdown stops accepting connections, sends 421 to every session that is
@@ -247,32 +232,10 @@ func (s *Server) wait(ctx context.Context) bool {
 	}
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 func (s *Server) shuttingDown() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.shutdown
-}
-
-func (s *Server) addListener(l net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.listeners[l] = struct{}{}
-	return true
-}
-
-func (s *Server) removeListener(l net.Listener) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.listeners, l)
 }
 
 func (s *Server) snapshot() []*trackedConn {
