@@ -1,15 +1,10 @@
 package devup
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -20,29 +15,17 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"mailgate/proxy"
+	"mailgate/proxy/selfsigned"
 )
 
 // smtpTestTLS returns server and client TLS configs for "localhost".
 func smtpTestTLS(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}, Lifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		&tls.Config{ServerName: "localhost", RootCAs: pool}
+	return &tls.Config{Certificates: []tls.Certificate{c.TLS}}, &tls.Config{ServerName: "localhost", RootCAs: c.Pool}
 }
 
 func smtpTestVerify(user, token string) error {
