@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"mailgate/proxy/mailstack"
 	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/proxy/selfsigned"
 )
 
 // e2eOpts varies the daemon's configuration; zero values are the defaults.
@@ -258,20 +258,18 @@ func (d *daemonProc) stop(t *testing.T) {
 	})
 }
 
-// writeCert writes a self-signed certificate for localhost (field note 30:
-// clients check DNS names, not IP addresses) and returns its PEM file and a
-// client config that trusts it.
+// writeCert writes a certificate for localhost and 127.0.0.1 that is its
+// own root (field note 30: clients check DNS names, not IP addresses) and
+// returns its PEM file and a client config that trusts it.
 func writeCert(t *testing.T, dir string) (string, *tls.Config) {
 	t.Helper()
-	certPEM, keyPEM := selfSigned(t)
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(cert, certPEM, 0o644); err != nil {
+	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost", "127.0.0.1"}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+	cert := filepath.Join(dir, "cert.pem")
+	if err := c.WriteFiles(cert, filepath.Join(dir, "key.pem")); err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	return cert, &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	return cert, &tls.Config{RootCAs: c.Pool, ServerName: "localhost"}
 }
