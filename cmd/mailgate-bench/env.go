@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"mailgate/proxy/devup"
+	"mailgate/proxy/mailstack"
+	"mailgate/proxy/oauth"
+	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/store"
+)
+
+const (
+	benchClientID = "mailgate-bench"
+	benchUser     = "bench@localhost"
+	sinkUser      = "sink@localhost" // SMTP recipient, so INBOX stays as filled
+)
+
+// env is everything the rows run against.
+type env struct {
+	cfg      *config
+	dir      string
+	idp      *oauthtest.Server
+	stack    *mailstack.Stack
+	pass     string      // benchUser's app password
+	clientTL *tls.Config // what clients trust: the stack's CA
+	certFile string
+	keyFile  string
+}
+
+// setup starts the IdP and the Dovecot/Postfix stack, provisions the store
+// with one linked mailbox and fills its INBOX.
+func setup(cfg *config) (*env, error) {
+	raiseFileLimit()
+	dir, err := os.MkdirTemp("", "mailgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{cfg: cfg, dir: dir}
+	e.idp, err = oauthtest.NewServer(&oauthtest.Options{ClientID: benchClientID})
+	if err != nil {
+		return nil, err
+	}
+	e.stack, err = mailstack.Start(&mailstack.Options{IntrospectionURL: e.idp.IntrospectURL(),
+		Dir: filepath.Join(dir, "stack"), MaxSessions: cfg.dovecotSessions + 200})
+	if err != nil {
+		return nil, err
+	}
+	e.clientTL = &tls.Config{RootCAs: e.stack.CertPool, ServerName: "localhost"}
+	e.certFile = filepath.Join(dir, "stack", "tls", "cert.pem")
+	e.keyFile = filepath.Join(dir, "stack", "tls", "key.pem")
+	if err := e.provision(); err != nil {
+		return nil, err
+	}
+	return e, e.fill()
+}
+
+func (e *env) close() {
+	if e.stack != nil {
+		e.stack.Stop()
+	}
+	if e.idp != nil {
+		e.idp.Close()
+	}
+	os.RemoveAll(e.dir)
+}
+
+// provision creates the app password and links the mailbox.
+func (e *env) provision() error {
+	st, err := store.Open(&store.Options{Path: filepath.Join(e.dir, "store", "mailgate.db"),
+		KeyFile: filepath.Join(e.dir, "store", "key"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, e.pass, err = st.CreatePassword(benchUser, "bench", nil, time.Time{}); err != nil {
+		return err
+	}
+	return st.SaveRefreshToken(oauth.Microsoft, benchUser, e.idp.IssueRefreshToken(benchUser))
+}
+
+// childConfig is the config of a mailgate child in front of imapUp.
+func (e *env) childConfig(imapUp, smtpUp string, warm int) *childConfig {
+	return &childConfig{StoreDir: filepath.Join(e.dir, "store"), TokenURL: e.idp.TokenURL(),
+		CertFile: e.certFile, KeyFile: e.keyFile, CAFile: e.stack.CAFile, ServerName: "localhost",
+		IMAPUpstream: imapUp, SMTPUpstream: smtpUp, RelayTo: imapUp, WarmUpstreams: warm}
+}
+
+// direct logs in to the upstream itself with a fresh access token.
+func (e *env) direct() login {
+	return login{user: benchUser, token: e.idp.MintAccessToken(benchUser)}
+}
+
+func (e *env) viaMailgate() login { return login{user: benchUser, pass: e.pass} }
+
+// fill delivers the mixed-size mailbox over LMTP (the fastest way in).
+func (e *env) fill() error {
+	nc, err := net.Dial("tcp", e.stack.LMTP)
+	if err != nil {
+		return err
+	}
+	c := gosmtp.NewClientLMTP(nc)
+	defer c.Close()
+	if err := c.Hello("localhost"); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	for i, size := range mixedSizes(e.cfg.fetchMB << 20) {
+		if err := c.SendMail("fill@localhost", []string{benchUser}, bytes.NewReader(message(i, size))); err != nil {
+			return fmt.Errorf("lmtp: %w", err)
+		}
+	}
+	logf("filled INBOX with %d MiB in %v", e.cfg.fetchMB, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// mixedSizes cycles through sizes from a short reply to a 4 MiB attachment
+// until total is reached.
+func mixedSizes(total int) []int {
+	cycle := []int{2 << 10, 8 << 10, 32 << 10, 128 << 10, 512 << 10, 1 << 20, 4 << 20}
+	var out []int
+	for sum, i := 0, 0; sum < total; i++ {
+		s := min(cycle[i%len(cycle)], total-sum)
+		out = append(out, max(s, 512))
+		sum += s
+	}
+	return out
+}
+
+// message is an RFC 5322 message of about size bytes of text lines.
+func message(i, size int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: fill@localhost\r\nTo: %s\r\nSubject: bench %d\r\nMessage-ID: <%d.%d@bench>\r\n\r\n",
+		benchUser, i, i, time.Now().UnixNano())
+	line := []byte("The quick brown fox jumps over the lazy dog; 0123456789 ABCDEFGHIJKLMNOPQRS\r\n")
+	for b.Len() < size {
+		b.Write(line)
+	}
+	return b.Bytes()
+}
+
+// startDevup runs the in-process go-imap upstream (TLS) for the 10,000
+// session row; it accepts the IdP's tokens.
+func (e *env) startDevup() (string, func(), error) {
+	cert, err := tls.LoadX509KeyPair(e.certFile, e.keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := devup.NewIMAP(&devup.IMAPOptions{
+		Verify: func(user, token string) error {
+			if !e.idp.ValidFor(token, user) {
+				return fmt.Errorf("invalid token")
+			}
+			return nil
+		},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE: 10,000 relayed sessions are 20,000
+// sockets in mailgate and as many in this process.
+func raiseFileLimit() {
+	lim := syscall.Rlimit{Cur: 1 << 16, Max: 1 << 16}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		var cur syscall.Rlimit
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur)
+		cur.Cur = cur.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &cur)
+	}
+}
+
+var logOut io.Writer = os.Stderr
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(logOut, "mailgate-bench: "+format+"\n", args...)
+}
