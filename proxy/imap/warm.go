@@ -42,13 +42,14 @@ func (p *warmPool) take() *upConn {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.fillLocked()
+	defer p.fillLocked() // after the pop, so the taken one is replaced
 	for len(p.conns) > 0 {
 		w := p.conns[len(p.conns)-1]
 		p.conns = p.conns[:len(p.conns)-1]
 		if w.timer.Stop() {
 			return w.up
 		}
+		w.up.nc.Close() // expiring right now
 	}
 	return nil
 }
