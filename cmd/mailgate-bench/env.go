@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -150,29 +153,65 @@ func message(i, size int) []byte {
 	return b.Bytes()
 }
 
-// startDevup runs the in-process go-imap upstream (TLS) for the 10,000
-// session row; it accepts the IdP's tokens.
+// startDevup runs the go-imap upstream (proxy/devup, TLS) in a process of
+// its own for the idle row: with 10,000 sessions, this process (clients),
+// mailgate and the upstream each need up to 20,000 sockets. The devup
+// process accepts any token; mailgate still gets real ones from the IdP.
 func (e *env) startDevup() (string, func(), error) {
-	cert, err := tls.LoadX509KeyPair(e.certFile, e.keyFile)
+	exe, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), devupEnv+"="+e.certFile+","+e.keyFile)
+	cmd.Stderr = os.Stderr
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { in.Close(); cmd.Wait() }
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("devup child: %w", err)
+	}
+	return strings.TrimSpace(addr), stop, nil
+}
+
+// devupEnv marks the process as the devup child; its value is
+// "certfile,keyfile".
+const devupEnv = "MAILGATE_BENCH_DEVUP"
+
+// runDevup serves the in-process upstream until stdin closes.
+func runDevup(files string) error {
+	certFile, keyFile, _ := strings.Cut(files, ",")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
 	srv := devup.NewIMAP(&devup.IMAPOptions{
-		Verify: func(user, token string) error {
-			if !e.idp.ValidFor(token, user) {
-				return fmt.Errorf("invalid token")
-			}
-			return nil
-		},
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 		Logger:    slog.New(slog.DiscardHandler),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return err
 	}
 	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }, nil
+	fmt.Println(ln.Addr().String())
+	io.Copy(io.Discard, os.Stdin)
+	return srv.Close()
+}
+
+// maxSessions is how many relayed sessions fit in mailgate's file limit:
+// two sockets each, and some room for listeners, the store and logs.
+func maxSessions() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1000
+	}
+	return int(lim.Cur-200) / 2
 }
 
 // raiseFileLimit lifts RLIMIT_NOFILE: 10,000 relayed sessions are 20,000

@@ -61,6 +61,13 @@ func main() {
 		}
 		return
 	}
+	if files := os.Getenv(devupEnv); files != "" {
+		if err := runDevup(files); err != nil {
+			fmt.Fprintln(os.Stderr, "mailgate-bench devup:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg := defaults()
 	quick := flag.Bool("quick", false, "tiny sizes: a smoke run of every row")
 	flag.StringVar(&cfg.out, "out", "bench.json", "write JSON here and the table next to it (.md)")

@@ -140,8 +140,13 @@ func rowIdle(e *env, rep *report) error {
 		return err
 	}
 	defer ch.stop()
-	logf("idle: %d sessions against the in-process go-imap upstream", e.cfg.devupSessions)
-	r, err = idleSessions(ch, e.clientTL, e.viaMailgate(), e.cfg.devupSessions, e.cfg.idleWindow)
+	n := e.cfg.devupSessions
+	if m := maxSessions(); n > m {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("idle: %d sessions asked, %d measured: RLIMIT_NOFILE allows no more (two sockets per session; the hard limit here cannot be raised)", n, m))
+		n = m
+	}
+	logf("idle: %d sessions against the in-process go-imap upstream", n)
+	r, err = idleSessions(ch, e.clientTL, e.viaMailgate(), n, e.cfg.idleWindow)
 	if err != nil {
 		return fmt.Errorf("idle devup: %w", err)
 	}
