@@ -101,6 +101,17 @@ func childCommand(f []string, out *json.Encoder) error {
 			return err
 		}
 		return out.Encode("ok")
+	case "heapprofile":
+		fh, err := os.Create(f[1])
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(fh, 0); err != nil {
+			return err
+		}
+		return out.Encode("ok")
 	case "stopprofile":
 		pprof.StopCPUProfile()
 		return out.Encode("ok")

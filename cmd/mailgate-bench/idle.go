@@ -21,8 +21,9 @@ type idleResult struct {
 // idleSessions opens n TLS sessions through the child, each logged in,
 // SELECTed and in IDLE, and reads the child's cost per session. The
 // differences to the baseline (child warm, no sessions) are what the
-// sessions cost: RSS from /proc (what the machine pays), heap and stack in
-// use after a GC (what Go holds), goroutines.
+// sessions cost: RSS from /proc at the end of the idle window (what the
+// machine pays), heap and stack in use after a GC (what Go holds),
+// goroutines, and CPU time over the window from /proc/PID/stat.
 func idleSessions(ch *child, cfg *tls.Config, l login, n int, window time.Duration) (*idleResult, error) {
 	warm, err := loginIMAP(ch.addrs.IMAP, cfg, l) // token cache warm
 	if err != nil {
@@ -52,9 +53,18 @@ func idleSessions(ch *child, cfg *tls.Config, l login, n int, window time.Durati
 		return nil, err
 	}
 	rss1, _ := ch.rss()
+	if heapProfile != "" {
+		var ok string
+		ch.command("heapprofile "+heapProfile, &ok)
+	}
 	cpu0, _ := ch.cpu()
 	time.Sleep(window)
 	cpu1, _ := ch.cpu()
+	// RSS again after the idle window: the runtime has returned what the
+	// logins left over by then, so this is what idle sessions keep.
+	if r, err := ch.rss(); err == nil {
+		rss1 = r
+	}
 	f := float64(n)
 	return &idleResult{Sessions: n,
 		RSSPerKiB:    float64(rss1-rss0) / 1024 / f,
@@ -64,6 +74,10 @@ func idleSessions(ch *child, cfg *tls.Config, l login, n int, window time.Durati
 		OpenSeconds:  open.Seconds(),
 	}, nil
 }
+
+// heapProfile, if set, is where idleSessions writes mailgate's heap
+// profile with the sessions open (flag -heapprofile).
+var heapProfile string
 
 // openIdle opens n idle sessions, 50 at a time.
 func openIdle(addr string, cfg *tls.Config, l login, n int) ([]*imapc, error) {

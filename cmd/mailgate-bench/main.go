@@ -18,6 +18,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -38,6 +40,12 @@ type config struct {
 	warm            int
 	far             bool
 	cpuprofile      string
+	only            string // comma-separated row groups; "" means all
+}
+
+// wants reports whether the row group name is to be measured.
+func (c *config) wants(name string) bool {
+	return c.only == "" || slices.Contains(strings.Split(c.only, ","), name)
 }
 
 func defaults() *config {
@@ -80,6 +88,8 @@ func main() {
 	flag.IntVar(&cfg.warm, "warm", cfg.warm, "mailgate's warm upstream connections (imap.Options.WarmUpstreams)")
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the FETCH/APPEND rows")
+	flag.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open")
+	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,idle,far")
 	flag.Parse()
 	if *quick {
 		cfg.quick()

@@ -19,17 +19,25 @@ func run(cfg *config) (*report, error) {
 		return nil, err
 	}
 	defer ch.stop()
-	steps := []func(*env, *child, *report) error{rowThroughput, rowLatency, rowRate, rowSMTP}
+	steps := []struct {
+		name string
+		run  func(*env, *child, *report) error
+	}{{"throughput", rowThroughput}, {"latency", rowLatency}, {"rate", rowRate}, {"smtp", rowSMTP}}
 	for _, step := range steps {
-		if err := step(e, ch, rep); err != nil {
+		if !cfg.wants(step.name) {
+			continue
+		}
+		if err := step.run(e, ch, rep); err != nil {
 			return nil, err
 		}
 	}
 	ch.stop()
-	if err := rowIdle(e, rep); err != nil {
-		return nil, err
+	if cfg.wants("idle") {
+		if err := rowIdle(e, rep); err != nil {
+			return nil, err
+		}
 	}
-	if cfg.far {
+	if cfg.far && cfg.wants("far") {
 		rowFar(e, rep)
 	}
 	return rep, nil
