@@ -39,6 +39,7 @@ type childConfig struct {
 	SMTPUpstream  string // implicit TLS; "" for none
 	RelayTo       string // plain TCP relay target; "" for none
 	WarmUpstreams int
+	NoTLSResume   bool // no TLS session cache towards the upstream
 }
 
 // childAddrs is the child's answer: where it listens.
@@ -140,9 +141,12 @@ func serveMailgate(cfg *childConfig) (*childAddrs, error) {
 	if err != nil {
 		return nil, err
 	}
+	upTLS := &tls.Config{RootCAs: roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
+	if !cfg.NoTLSResume {
+		upTLS.ClientSessionCache = tls.NewLRUClientSessionCache(0) // as cmd/mailgate does
+	}
 	up := func(addr string) proxy.Upstream {
-		return proxy.Upstream{Address: addr, TLS: proxy.TLSImplicit, Mechanism: "XOAUTH2",
-			TLSConfig: &tls.Config{RootCAs: roots, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}}
+		return proxy.Upstream{Address: addr, TLS: proxy.TLSImplicit, Mechanism: "XOAUTH2", TLSConfig: upTLS}
 	}
 	auth, tokens := &storeAuth{st: st}, managerTokens{m: m}
 	var tr proxy.Tracker

@@ -97,7 +97,8 @@ func (e *env) provision() error {
 func (e *env) childConfig(imapUp, smtpUp string, warm int) *childConfig {
 	return &childConfig{StoreDir: filepath.Join(e.dir, "store"), TokenURL: e.idp.TokenURL(),
 		CertFile: e.certFile, KeyFile: e.keyFile, CAFile: e.stack.CAFile, ServerName: "localhost",
-		IMAPUpstream: imapUp, SMTPUpstream: smtpUp, RelayTo: imapUp, WarmUpstreams: warm}
+		IMAPUpstream: imapUp, SMTPUpstream: smtpUp, RelayTo: imapUp, WarmUpstreams: warm,
+		NoTLSResume: e.cfg.noTLSResume}
 }
 
 // direct logs in to the upstream itself with a fresh access token.
