@@ -47,7 +47,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"FETCH", "APPEND", "login p50, loopback", "login p99, loopback", "logins/s at",
+	want := []string{"FETCH", "APPEND", "login p50, loopback, 2 warm", "login p99, loopback", "login p50, loopback, no warm", "logins/s at",
 		"best logins/s", "SMTP 10 KB", "SMTP one", "upstream 40 ms away, 0 warm", "upstream 40 ms away, 2 warm"}
 	for _, w := range want {
 		if !hasRow(rep, w) {

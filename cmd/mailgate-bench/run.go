@@ -76,8 +76,20 @@ func rowLatency(e *env, ch *child, rep *report) error {
 	if err != nil {
 		return fmt.Errorf("mailgate login: %w", err)
 	}
-	rep.latency("login p50, loopback", "ms", d, m, 0.5)
-	rep.latency("login p99, loopback", "ms", d, m, 0.99)
+	rep.latency(fmt.Sprintf("login p50, loopback, %d warm upstream conns", e.cfg.warm), "ms", d, m, 0.5)
+	rep.latency(fmt.Sprintf("login p99, loopback, %d warm upstream conns", e.cfg.warm), "ms", d, m, 0.99)
+	if e.cfg.warm == 0 {
+		return nil
+	}
+	cold, err := startChild(e.childConfig(e.stack.IMAPS, "", 0))
+	if err != nil {
+		return err
+	}
+	defer cold.stop()
+	if m, err = loginTimes(cold.addrs.IMAP, e.clientTL, e.viaMailgate, e.cfg.logins); err != nil {
+		return fmt.Errorf("mailgate login: %w", err)
+	}
+	rep.latency("login p50, loopback, no warm upstream conns", "ms", d, m, 0.5)
 	return nil
 }
 
