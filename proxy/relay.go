@@ -133,9 +133,14 @@ func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, side RelayEnd
 	var small [relaySmall]byte
 	for {
 		src.SetReadDeadline(r.readDeadline(false))
-		err := r.move(w, src, small[:])
-		if err == nil {
-			err = r.hot(w, src)
+		k, err := src.Read(small[:])
+		if k > 0 {
+			r.touch(false)
+			if err == nil {
+				err = r.hot(w, src, small[:k])
+			} else if _, werr := w.Write(small[:k]); werr != nil {
+				err = werr
+			}
 		}
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded) && !r.expired():
@@ -151,14 +156,38 @@ func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, side RelayEnd
 	}
 }
 
-// hot copies with a big buffer until relayHot has passed.
-func (r *relay) hot(w *relayWriter, src net.Conn) error {
+// longAgo is a read deadline in the past: a Read with it returns only
+// what is already buffered (a *tls.Conn decrypts a record it holds
+// without touching the socket) and never waits.
+var longAgo = time.Unix(1, 0)
+
+// hot takes a big buffer for the bytes that woke a quiet direction and
+// what follows them: first the rest of first's TLS record, read without
+// waiting so that it leaves in the same record, then whatever comes
+// within relayHot.
+func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	bp := relayBufs.Get().(*[]byte)
 	relayBufsOut.Add(1)
 	defer func() { relayBufs.Put(bp); relayBufsOut.Add(-1) }()
+	buf := *bp
+	n := copy(buf, first)
+	if n == relaySmall {
+		src.SetReadDeadline(longAgo)
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			return err
+		}
+	}
+	if _, err := w.Write(buf[:n]); err != nil {
+		return err
+	}
 	src.SetReadDeadline(r.readDeadline(true))
 	for {
-		err := r.move(w, src, *bp)
+		err := r.move(w, src, buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !r.expired() {
 			return nil // back to waiting with the small buffer
 		}
