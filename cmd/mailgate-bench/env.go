@@ -40,6 +40,7 @@ type env struct {
 	clientTL *tls.Config // what clients trust: the stack's CA
 	certFile string
 	keyFile  string
+	children int // children started, for their store copies
 }
 
 // setup starts the IdP and the Dovecot/Postfix stack, provisions the store
@@ -93,9 +94,16 @@ func (e *env) provision() error {
 	return st.SaveRefreshToken(oauth.Microsoft, benchUser, e.idp.IssueRefreshToken(benchUser))
 }
 
-// childConfig is the config of a mailgate child in front of imapUp.
+// childConfig is the config of a mailgate child in front of imapUp. Each
+// child gets a copy of the provisioned store: bbolt lets one process open a
+// database, and two children run at once in the latency row.
 func (e *env) childConfig(imapUp, smtpUp string, warm int) *childConfig {
-	return &childConfig{StoreDir: filepath.Join(e.dir, "store"), TokenURL: e.idp.TokenURL(),
+	e.children++
+	dir := filepath.Join(e.dir, fmt.Sprintf("store-%d", e.children))
+	if err := e.copyStore(dir); err != nil {
+		logf("copy store: %v", err) // the child then fails with the reason
+	}
+	return &childConfig{StoreDir: dir, TokenURL: e.idp.TokenURL(),
 		CertFile: e.certFile, KeyFile: e.keyFile, CAFile: e.stack.CAFile, ServerName: "localhost",
 		IMAPUpstream: imapUp, SMTPUpstream: smtpUp, RelayTo: imapUp, WarmUpstreams: warm,
 		NoTLSResume: e.cfg.noTLSResume}
@@ -231,4 +239,44 @@ var logOut io.Writer = os.Stderr
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(logOut, "mailgate-bench: "+format+"\n", args...)
+}
+
+// copyStore copies the provisioned store to dir and links the mailbox
+// there anew: the IdP rotates refresh tokens, so a copy of one another
+// child has used is dead.
+func (e *env) copyStore(dir string) error {
+	if err := copyDir(filepath.Join(e.dir, "store"), dir); err != nil {
+		return err
+	}
+	st, err := store.Open(&store.Options{Path: filepath.Join(dir, "mailgate.db"),
+		KeyFile: filepath.Join(dir, "key"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.SaveRefreshToken(oauth.Microsoft, benchUser, e.idp.IssueRefreshToken(benchUser))
+}
+
+// copyDir copies the regular files of src into a new directory dst.
+func copyDir(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		if !en.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, en.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, en.Name()), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
