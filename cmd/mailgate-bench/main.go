@@ -88,7 +88,7 @@ func main() {
 	flag.IntVar(&cfg.devupSessions, "devup-sessions", cfg.devupSessions, "idle sessions against the in-process upstream")
 	flag.IntVar(&cfg.warm, "warm", cfg.warm, "mailgate's warm upstream connections (imap.Options.WarmUpstreams)")
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the FETCH/APPEND rows")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate and smtp rows (pick with -only)")
 	flag.BoolVar(&cfg.noTLSResume, "no-tls-resume", false, "mailgate without a TLS session cache towards the upstream")
 	flag.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open")
 	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,idle,far")

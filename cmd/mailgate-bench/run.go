@@ -23,6 +23,11 @@ func run(cfg *config) (*report, error) {
 		name string
 		run  func(*env, *child, *report) error
 	}{{"throughput", rowThroughput}, {"latency", rowLatency}, {"rate", rowRate}, {"smtp", rowSMTP}}
+	var ok string
+	if cfg.cpuprofile != "" {
+		p, _ := filepath.Abs(cfg.cpuprofile)
+		ch.command("cpuprofile "+p, &ok)
+	}
 	for _, step := range steps {
 		if !cfg.wants(step.name) {
 			continue
@@ -30,6 +35,9 @@ func run(cfg *config) (*report, error) {
 		if err := step.run(e, ch, rep); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.cpuprofile != "" {
+		ch.command("stopprofile", &ok)
 	}
 	ch.stop()
 	if cfg.wants("idle") {
@@ -45,12 +53,6 @@ func run(cfg *config) (*report, error) {
 
 func rowThroughput(e *env, ch *child, rep *report) error {
 	logf("throughput: FETCH %d MiB, APPEND %d MiB, %d passes", e.cfg.fetchMB, e.cfg.appendMB, e.cfg.passes)
-	if e.cfg.cpuprofile != "" {
-		var ok string
-		p, _ := filepath.Abs(e.cfg.cpuprofile)
-		ch.command("cpuprofile "+p, &ok)
-		defer ch.command("stopprofile", &ok)
-	}
 	fetch, appnd, err := throughput(e, []path{
 		{"direct", e.stack.IMAPS, e.direct},
 		{"mailgate", ch.addrs.IMAP, e.viaMailgate},
