@@ -52,16 +52,6 @@ func TestRelayOneWayTrafficIsNotIdle(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting: %s", what)
-}
-
 // tlsPair is tcpPair with TLS on top, as both legs of a real session.
 func tlsPair(t *testing.T, srv, cli *tls.Config) (near, far net.Conn) {
 	t.Helper()
