@@ -29,10 +29,24 @@ type RelayStats struct {
 	End              RelayEnd
 }
 
-// relayBufSize is the copy buffer per direction; 32 KiB is what io.Copy uses.
-const relayBufSize = 32 << 10
+// relayBufSize is the copy buffer per direction while data flows: 16 KiB
+// is the largest TLS record's plaintext, so one Read drains a record.
+const relayBufSize = 16 << 10
+
+// relaySmall is what a direction holds while it waits for data. IMAP
+// sessions spend hours in IDLE (RFC 2177); a pooled 16 KiB buffer per
+// direction parked in a blocked Read would be most of a session's memory.
+const relaySmall = 512
+
+// relayHot is how long a direction keeps the big buffer after it took it
+// before it goes back to waiting with the small one. While bytes keep
+// coming this costs one extra small read per relayHot.
+const relayHot = time.Second
 
 var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+
+// relayBufsOut counts big buffers taken from relayBufs; tests read it.
+var relayBufsOut atomic.Int64
 
 // relay is the state shared by the two copy directions of one session.
 type relay struct {
@@ -40,6 +54,7 @@ type relay struct {
 	idle             time.Duration
 	refresh          time.Duration // how often traffic may push the deadlines
 	lastRefresh      atomic.Int64  // unix nanoseconds of the last deadline refresh
+	idleUntil        atomic.Int64  // unix nanoseconds when the session counts as idle
 	// firstEOF is the side that closed first (EndClient or EndUpstream),
 	// recorded before the half-close: once the peer sees that FIN it may
 	// close its own side, and the other direction may finish first.
@@ -58,16 +73,27 @@ func Relay(client, upstream net.Conn, clientBuffered, upstreamBuffered []byte, i
 	r := &relay{client: client, upstream: upstream, idle: idle, refresh: min(5*time.Second, idle/4)}
 	r.touch(true)
 	var st RelayStats
-	done := make(chan error, 2)
-	go func() { done <- r.copy(upstream, client, clientBuffered, &st.ClientToUpstream, EndClient) }()
-	go func() { done <- r.copy(client, upstream, upstreamBuffered, &st.UpstreamToClient, EndUpstream) }()
-	first := <-done
-	if first != nil {
-		// A broken or timed-out session cannot finish cleanly: unblock the
-		// other direction at once.
-		client.Close()
-		upstream.Close()
+	var firstDone atomic.Bool
+	var first error // how the first direction to finish ended
+	finish := func(err error) {
+		if firstDone.CompareAndSwap(false, true) {
+			first = err
+		}
+		if err != nil {
+			// A broken or timed-out session cannot finish cleanly:
+			// unblock the other direction at once.
+			client.Close()
+			upstream.Close()
+		}
 	}
+	done := make(chan struct{})
+	go func() {
+		finish(r.copy(upstream, client, clientBuffered, &st.ClientToUpstream, EndClient))
+		close(done)
+	}()
+	// The other direction runs on the caller's goroutine: one goroutine
+	// stack less per session, which idle sessions are mostly made of.
+	finish(r.copy(client, upstream, upstreamBuffered, &st.UpstreamToClient, EndUpstream))
 	<-done
 	client.Close()
 	upstream.Close()
@@ -94,7 +120,9 @@ func relayEnd(err error) RelayEnd {
 
 // copy moves src to dst, starting with buffered, and half-closes dst at
 // src's EOF. n counts the bytes written to dst; it is read only after both
-// directions are done.
+// directions are done. While src is quiet only a small buffer waits in
+// Read; the first bytes take a big pooled buffer, given back when src has
+// been read for relayHot (see hot).
 func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, side RelayEnd) error {
 	w := &relayWriter{r: r, w: dst, n: n}
 	if len(buffered) > 0 {
@@ -102,23 +130,107 @@ func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, side RelayEnd
 			return err
 		}
 	}
-	bp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bp)
-	// The wrappers hide ReadFrom/WriteTo so that the copy goes through the
-	// pooled buffer and every chunk is counted and refreshes the deadlines.
-	_, err := io.CopyBuffer(w, &relayReader{r: r, c: src}, *bp)
-	if err != nil {
-		return err
+	var small [relaySmall]byte
+	for {
+		src.SetReadDeadline(r.readDeadline(false))
+		k, err := src.Read(small[:])
+		if k > 0 {
+			r.touch(false)
+			if err == nil {
+				err = r.hot(w, src, small[:k])
+			} else if _, werr := w.Write(small[:k]); werr != nil {
+				err = werr
+			}
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded) && !r.expired():
+			continue // the other direction kept the session alive
+		case errors.Is(err, io.EOF):
+			r.firstEOF.CompareAndSwap(nil, side)
+			closeWrite(dst)
+			closeRead(src)
+			return nil
+		case err != nil:
+			return err
+		}
 	}
-	r.firstEOF.CompareAndSwap(nil, side)
-	closeWrite(dst)
-	closeRead(src)
-	return nil
 }
 
-// touch pushes both connections' deadlines idle into the future, at most
-// once per refresh interval: SetDeadline on every read would cost more than
-// the read itself on a busy FETCH.
+// longAgo is a read deadline in the past: a Read with it returns only
+// what is already buffered (a *tls.Conn decrypts a record it holds
+// without touching the socket) and never waits.
+var longAgo = time.Unix(1, 0)
+
+// hot takes a big buffer for the bytes that woke a quiet direction and
+// what follows them: first the rest of first's TLS record, read without
+// waiting so that it leaves in the same record, then whatever comes
+// within relayHot.
+func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
+	bp := relayBufs.Get().(*[]byte)
+	relayBufsOut.Add(1)
+	defer func() { relayBufs.Put(bp); relayBufsOut.Add(-1) }()
+	buf := *bp
+	n := copy(buf, first)
+	if n == relaySmall {
+		src.SetReadDeadline(longAgo)
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			return err
+		}
+	}
+	if _, err := w.Write(buf[:n]); err != nil {
+		return err
+	}
+	src.SetReadDeadline(r.readDeadline(true))
+	for {
+		err := r.move(w, src, buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) && !r.expired() {
+			return nil // back to waiting with the small buffer
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// move does one Read into buf and writes what it got.
+func (r *relay) move(w *relayWriter, src net.Conn, buf []byte) error {
+	k, err := src.Read(buf)
+	if k > 0 {
+		r.touch(false)
+		if _, werr := w.Write(buf[:k]); werr != nil {
+			return werr
+		}
+	}
+	return err
+}
+
+// readDeadline is when a Read must give up: the idle deadline, or for a
+// hot read relayHot from now if that is sooner.
+func (r *relay) readDeadline(hot bool) time.Time {
+	var d time.Time
+	if r.idle > 0 {
+		d = time.Unix(0, r.idleUntil.Load())
+	}
+	if h := time.Now().Add(relayHot); hot && (d.IsZero() || h.Before(d)) {
+		d = h
+	}
+	return d
+}
+
+// expired reports whether the session has been idle for the idle duration.
+func (r *relay) expired() bool {
+	return r.idle > 0 && time.Now().UnixNano() >= r.idleUntil.Load()
+}
+
+// touch pushes the idle deadline idle into the future, at most once per
+// refresh interval: SetDeadline on every read would cost more than the
+// read itself on a busy FETCH. Reads set their own deadlines from
+// idleUntil; the write deadlines are set here.
 func (r *relay) touch(force bool) {
 	if r.idle <= 0 {
 		return
@@ -132,21 +244,9 @@ func (r *relay) touch(force bool) {
 		return // the other direction is refreshing right now
 	}
 	d := now.Add(r.idle)
-	r.client.SetDeadline(d)
-	r.upstream.SetDeadline(d)
-}
-
-type relayReader struct {
-	r *relay
-	c net.Conn
-}
-
-func (rr *relayReader) Read(p []byte) (int, error) {
-	n, err := rr.c.Read(p)
-	if n > 0 {
-		rr.r.touch(false)
-	}
-	return n, err
+	r.idleUntil.Store(d.UnixNano())
+	r.client.SetWriteDeadline(d)
+	r.upstream.SetWriteDeadline(d)
 }
 
 type relayWriter struct {

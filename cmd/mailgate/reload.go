@@ -36,6 +36,14 @@ type frontSpec struct {
 // unchanged at a reload keeps running; any change (address, TLS policy,
 // certificate files, upstream, limits, PROXY protocol) gets a new front end
 // for new sessions, while the old one's sessions continue.
+// warmUpstreams is how many connected, pre-login upstream connections each
+// IMAP listener keeps after a login, for the next one: with the upstream
+// tens of milliseconds away they save the TCP and TLS round trips, so a
+// login through mailgate is no slower than a direct one. The pool fills
+// only after a client passed the app-password check and empties after
+// imap.DefaultWarmMaxAge without logins.
+const warmUpstreams = 2
+
 func frontKey(cfg *config.Config, proto string, l config.Listener) string {
 	k := struct {
 		Proto         string
@@ -82,7 +90,7 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) server {
 			return imap.New(&imap.Options{Authenticator: d.auth, Tokens: d.tokens, Upstream: imapUp,
 				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: cfg.Hostname,
-				Throttle: th, Limits: lim})
+				Throttle: th, Limits: lim, WarmUpstreams: warmUpstreams})
 		})
 		if err != nil {
 			return nil, err

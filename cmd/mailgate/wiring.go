@@ -91,8 +91,11 @@ func upstream(u config.Upstream) (proxy.Upstream, error) {
 			return proxy.Upstream{}, fmt.Errorf("upstream ca_file %s: no PEM certificate in it", u.CAFile)
 		}
 	}
+	// The session cache lets logins resume TLS with the upstream instead of
+	// a full handshake with certificate verification each time.
 	return proxy.Upstream{Address: u.Address, TLS: mode, Mechanism: strings.ToUpper(u.Mechanism),
-		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}, nil
+		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
+			ClientSessionCache: tls.NewLRUClientSessionCache(0)}}, nil
 }
 
 // serverTLS is a listener's TLS config: the shared reloadable certificate,

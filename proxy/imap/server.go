@@ -63,6 +63,15 @@ type Options struct {
 	// ShutdownQuiet is how long the upstream must be silent before
 	// Shutdown ends a relayed session with BYE (DefaultShutdownQuiet).
 	ShutdownQuiet time.Duration
+
+	// WarmUpstreams is how many upstream connections (connected, TLS done,
+	// greeting read) wait for the next login; 0 means none. With the
+	// upstream far away this saves the TCP and TLS round trips of a login.
+	// The pool only fills after a client passed the app-password check.
+	WarmUpstreams int
+	// WarmMaxAge is how long a warm connection waits; default
+	// DefaultWarmMaxAge.
+	WarmMaxAge time.Duration
 }
 
 // Server is the IMAP front end. One Server can serve several listeners.
@@ -75,6 +84,9 @@ type Server struct {
 	wg  sync.WaitGroup // connection goroutines
 
 	lns proxy.Listeners
+	// warm holds pre-authentication upstream connections; nil when
+	// Options.WarmUpstreams is 0.
+	warm *warmPool
 
 	mu       sync.Mutex
 	preauth  map[net.Conn]struct{}
@@ -104,6 +116,10 @@ func New(opts *Options) *Server {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("proto", proxy.ProtoIMAP)
+	if o.WarmUpstreams > 0 {
+		s.warm = &warmPool{size: o.WarmUpstreams, maxAge: orDefault(o.WarmMaxAge, DefaultWarmMaxAge),
+			dial: func(ctx context.Context) (*upConn, error) { return dialUpstream(ctx, &s.opts.Upstream) }}
+	}
 	return s
 }
 
@@ -158,6 +174,7 @@ func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
 
 // Close stops accepting on every listener. Sessions, logged in or not, go on.
 func (s *Server) Close() error {
+	s.warm.close()
 	return s.lns.Close()
 }
 

@@ -1,6 +1,8 @@
 package imap
 
 import (
+	"bufio"
+	"bytes"
 	"sync"
 	"time"
 
@@ -36,8 +38,7 @@ func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
 		return errHandedOff
 	}
 	c.nc.SetDeadline(time.Time{})
-	clientBuf, _ := c.br.Peek(c.br.Buffered())
-	upBuf, _ := up.br.Peek(up.br.Buffered())
+	clientBuf, upBuf := c.releaseBuffers(up)
 	st, err := proxy.Relay(bc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
 	c.s.log.Info("session ended",
 		"remote", c.remote, "user", id.Mailbox, "password_id", id.PasswordID,
@@ -46,4 +47,22 @@ func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
 		"bytes_in", st.ClientToUpstream, "bytes_out", st.UpstreamToClient,
 		"end", string(st.End), "err", err)
 	return errHandedOff
+}
+
+// releaseBuffers returns copies of the bytes read ahead on both sides and
+// drops the pre-auth buffered readers and writer, which would otherwise stay
+// allocated (12 KiB) for a session that may idle for hours.
+func (c *conn) releaseBuffers(up *upConn) (clientBuf, upBuf []byte) {
+	clientBuf = peekAll(c.br)
+	upBuf = peekAll(up.br)
+	c.br, c.bw, up.br = nil, nil, nil
+	return clientBuf, upBuf
+}
+
+func peekAll(br *bufio.Reader) []byte {
+	if br.Buffered() == 0 {
+		return nil
+	}
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Clone(b)
 }

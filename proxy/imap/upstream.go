@@ -83,9 +83,23 @@ func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, err
 	}
 }
 
-// tryUpstream dials, authenticates with token and probes the mailbox.
+// tryUpstream authenticates with token on a warm connection or a new one
+// and probes the mailbox. A warm connection that fails other than by
+// refusing the token (the upstream dropped it) is replaced by a new one.
 func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upConn, error) {
-	return loginUpstream(ctx, &s.opts.Upstream, mailbox, token)
+	u := &s.opts.Upstream
+	if up := s.warm.take(); up != nil {
+		up.nc.SetDeadline(loginDeadline(ctx))
+		err := loginOn(up, u, mailbox, token)
+		if err == nil {
+			return up, nil
+		}
+		if !errors.Is(err, proxy.ErrUnavailable) {
+			return nil, err
+		}
+		s.log.Debug("warm upstream connection failed, dialing", "upstream", u.Address, "err", err)
+	}
+	return loginUpstream(ctx, u, mailbox, token)
 }
 
 // loginUpstream dials u, authenticates as mailbox with token and probes the
@@ -95,12 +109,30 @@ func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string
 	if err != nil {
 		return nil, err
 	}
-	if err := up.login(saslClient(u, mailbox, token)); err != nil {
-		up.nc.Close()
+	if err := loginOn(up, u, mailbox, token); err != nil {
 		return nil, err
 	}
-	up.nc.SetDeadline(time.Time{})
 	return up, nil
+}
+
+// loginOn logs in on up; on failure it closes up.
+func loginOn(up *upConn, u *proxy.Upstream, mailbox, token string) error {
+	if err := up.login(saslClient(u, mailbox, token)); err != nil {
+		up.nc.Close()
+		return err
+	}
+	up.nc.SetDeadline(time.Time{})
+	return nil
+}
+
+// loginDeadline bounds an upstream login: upLoginTimeout, or the client's
+// pre-auth deadline if that comes first.
+func loginDeadline(ctx context.Context) time.Time {
+	deadline := time.Now().Add(upLoginTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
 }
 
 func saslClient(u *proxy.Upstream, mailbox, token string) sasl.Client {
@@ -116,11 +148,7 @@ func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
 	}
-	deadline := time.Now().Add(upLoginTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	nc.SetDeadline(deadline)
+	nc.SetDeadline(loginDeadline(ctx))
 	up := &upConn{nc: nc, br: bufio.NewReader(nc)}
 	if err := up.greeting(); err != nil {
 		nc.Close()

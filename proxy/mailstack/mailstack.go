@@ -46,6 +46,10 @@ type Options struct {
 	// client whose address equals the server's as secure, so listening on
 	// 127.0.0.2 and dialling from 127.0.0.1 behaves like a remote client.
 	Host string
+	// MaxSessions, if set, lets Dovecot hold that many IMAP sessions, all
+	// of one user from one address (a proxy): benchmarks with many idle
+	// sessions. Zero keeps Dovecot's defaults (10 per user and address).
+	MaxSessions int
 	// Logf, if set, receives progress messages.
 	Logf func(format string, args ...any)
 }

@@ -23,6 +23,7 @@ type layout struct {
 	UID, GID       int // the unprivileged mail user Dovecot delivers as
 	Ports          ports
 	TLS            *tlsFiles
+	MaxSessions    int // Options.MaxSessions; 0 keeps Dovecot's defaults
 }
 
 func (l *layout) path(elem ...string) string {
@@ -99,6 +100,26 @@ service anvil {
     mode = 0
   }
 }
+{{if .MaxSessions}}
+# Options.MaxSessions: many sessions of one user from one address (the
+# proxy), login processes in performance mode (one process proxies many TLS
+# sessions instead of one process each), and room for that many imap
+# processes.
+mail_max_userip_connections = {{.MaxSessions}}
+default_client_limit = {{.MaxSessions}}
+default_vsz_limit = 0
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  client_limit = {{.MaxSessions}}
+}
+service imap {
+  process_limit = {{.MaxSessions}}
+}
+service auth {
+  client_limit = {{.MaxSessions}}
+}
+{{end}}
 `))
 
 // RFC 7662 introspection: POST token=..., active must be true and email must
@@ -144,6 +165,8 @@ smtpd_tls_cert_file = {{.TLS.Cert}}
 smtpd_tls_key_file = {{.TLS.Key}}
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = {{.Dir}}/run/auth-postfix
+# Postfix's default is 10 MB; big attachments are what a relay must carry.
+message_size_limit = 104857600
 `))
 
 var postfixMaster = template.Must(template.New("master.cf").Parse(`# rendered by mailgate/proxy/mailstack

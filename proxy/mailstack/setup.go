@@ -29,7 +29,7 @@ func prepare(opts *Options) (*layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailstack: dir: %w", err)
 	}
-	l := &layout{Dir: dir, Host: opts.Host, URL: opts.IntrospectionURL}
+	l := &layout{Dir: dir, Host: opts.Host, URL: opts.IntrospectionURL, MaxSessions: opts.MaxSessions}
 	if l.Host == "" {
 		l.Host = "127.0.0.2"
 	}

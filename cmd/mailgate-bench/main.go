@@ -1,0 +1,110 @@
+// Command mailgate-bench measures mailgate against the direct path to a real
+// Dovecot/Postfix upstream on loopback, TLS on both legs: FETCH and APPEND
+// throughput (and a plain TCP relay as the floor), login latency (also with
+// the upstream 40 ms away in a network namespace), login rate, memory and
+// CPU of idle sessions, and SMTP submission. It prints a table and writes
+// the table and JSON next to -out.
+//
+// Usage:
+//
+//	go run ./cmd/mailgate-bench -out testdata/bench/latest.json
+//	go run ./cmd/mailgate-bench -quick
+//
+// It needs root (Postfix, network namespaces) and the packages .ci/deps
+// installs.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// config is the benchmark's size, from flags.
+type config struct {
+	out             string
+	fetchMB         int
+	appendMB        int
+	passes          int
+	logins          int
+	rateFor         time.Duration
+	rateLevels      []int
+	smtpMsgs        int
+	bigMB           int
+	dovecotSessions int
+	devupSessions   int
+	idleWindow      time.Duration
+	warm            int
+	far             bool
+	cpuprofile      string
+	only            string // comma-separated row groups; "" means all
+	noTLSResume     bool
+}
+
+// wants reports whether the row group name is to be measured.
+func (c *config) wants(name string) bool {
+	return c.only == "" || slices.Contains(strings.Split(c.only, ","), name)
+}
+
+func defaults() *config {
+	return &config{fetchMB: 200, appendMB: 50, passes: 3, logins: 300, rateFor: 5 * time.Second,
+		rateLevels: []int{5, 10, 20, 50}, smtpMsgs: 200, bigMB: 30,
+		dovecotSessions: 1000, devupSessions: 10000, idleWindow: 10 * time.Second, warm: 2, far: true}
+}
+
+// quick scales everything down for CI-size runs and the smoke test.
+func (c *config) quick() {
+	c.fetchMB, c.appendMB, c.passes, c.logins = 4, 2, 1, 20
+	c.rateFor, c.rateLevels, c.smtpMsgs, c.bigMB = time.Second, []int{5, 50}, 10, 2
+	c.dovecotSessions, c.devupSessions, c.idleWindow = 20, 50, time.Second
+}
+
+func main() {
+	if os.Getenv(childEnv) != "" {
+		if err := runChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "mailgate-bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if files := os.Getenv(devupEnv); files != "" {
+		if err := runDevup(files); err != nil {
+			fmt.Fprintln(os.Stderr, "mailgate-bench devup:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg := defaults()
+	quick := flag.Bool("quick", false, "tiny sizes: a smoke run of every row")
+	flag.StringVar(&cfg.out, "out", "bench.json", "write JSON here and the table next to it (.md)")
+	flag.IntVar(&cfg.fetchMB, "fetch-mb", cfg.fetchMB, "mailbox size to FETCH, MiB")
+	flag.IntVar(&cfg.appendMB, "append-mb", cfg.appendMB, "bytes to APPEND per pass, MiB")
+	flag.IntVar(&cfg.passes, "passes", cfg.passes, "throughput passes per path (median)")
+	flag.IntVar(&cfg.logins, "logins", cfg.logins, "sequential logins for latency")
+	flag.IntVar(&cfg.dovecotSessions, "dovecot-sessions", cfg.dovecotSessions, "idle sessions against Dovecot")
+	flag.IntVar(&cfg.devupSessions, "devup-sessions", cfg.devupSessions, "idle sessions against the in-process upstream")
+	flag.IntVar(&cfg.warm, "warm", cfg.warm, "mailgate's warm upstream connections (imap.Options.WarmUpstreams)")
+	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate and smtp rows (pick with -only)")
+	flag.BoolVar(&cfg.noTLSResume, "no-tls-resume", false, "mailgate without a TLS session cache towards the upstream")
+	flag.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open")
+	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,idle,far")
+	flag.Parse()
+	if *quick {
+		cfg.quick()
+		flag.Parse() // explicit flags win over -quick
+	}
+	rep, err := run(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mailgate-bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(rep.table())
+	if err := rep.write(cfg.out); err != nil {
+		fmt.Fprintln(os.Stderr, "mailgate-bench:", err)
+		os.Exit(1)
+	}
+}

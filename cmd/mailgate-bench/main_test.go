@@ -1,0 +1,100 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mailgate/proxy/mailstack"
+)
+
+// TestMain lets the test binary serve as the mailgate child, as the
+// command's binary does.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		if err := runChild(); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if files := os.Getenv(devupEnv); files != "" {
+		if err := runDevup(files); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs every row with tiny sizes against the real stack and
+// checks that each produced sane numbers. It asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	if err := mailstack.Available(); err != nil {
+		t.Skipf("%v", err) // .ci/deps installs the stack, so CI runs this
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: Postfix refuses to run otherwise")
+	}
+	logOut = io.Discard
+	cfg := defaults()
+	cfg.quick()
+	cfg.out = filepath.Join(t.TempDir(), "bench.json")
+	rep, err := run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"FETCH", "APPEND", "login p50, loopback, 2 warm", "login p99, loopback", "login p50, loopback, no warm", "logins/s at",
+		"best logins/s", "SMTP 10 KB", "SMTP one", "upstream 40 ms away, 0 warm", "upstream 40 ms away, 2 warm"}
+	for _, w := range want {
+		if !hasRow(rep, w) {
+			t.Errorf("no row %q in %+v (skipped: %v)", w, rep.Rows, rep.Skipped)
+		}
+	}
+	for _, r := range rep.Rows {
+		if strings.HasPrefix(r.Name, "best logins/s") {
+			continue // 0 when no level kept p99 under 100 ms: load, not a defect
+		}
+		if r.Direct <= 0 || r.Mailgate <= 0 {
+			t.Errorf("row %q: direct %v, mailgate %v; want both > 0", r.Name, r.Direct, r.Mailgate)
+		}
+		if (strings.HasPrefix(r.Name, "FETCH") || strings.HasPrefix(r.Name, "APPEND")) && r.Relay <= 0 {
+			t.Errorf("row %q: no plain relay figure", r.Name)
+		}
+	}
+	checkIdle(t, rep, cfg)
+	if err := rep.write(cfg.out); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(strings.TrimSuffix(cfg.out, ".json") + ".md")
+	if err != nil || !strings.Contains(string(md), "| measure |") {
+		t.Fatalf("table not written: %v", err)
+	}
+}
+
+func checkIdle(t *testing.T, rep *report, cfg *config) {
+	t.Helper()
+	if len(rep.Idle) != 2 {
+		t.Fatalf("idle rows = %d, want 2 (Dovecot and in-process)", len(rep.Idle))
+	}
+	for i, n := range []int{cfg.dovecotSessions, cfg.devupSessions} {
+		r := rep.Idle[i]
+		// Each relayed session has at least its two copy goroutines; RSS
+		// may even shrink over a few sessions, but never by 10 MiB each.
+		if r.Sessions != n || r.GoroutinesPS < 2 || r.RSSPerKiB > 10<<10 || r.IdleCPUPct < 0 {
+			t.Errorf("idle row %d: %+v", i, r)
+		}
+	}
+}
+
+func hasRow(rep *report, prefix string) bool {
+	for _, r := range rep.Rows {
+		if strings.Contains(r.Name, prefix) {
+			return true
+		}
+	}
+	return false
+}
