@@ -133,6 +133,41 @@ var errIMAPNoLogin = &imap.Error{
 	Text: "LOGIN is disabled, use OAuth2",
 }
 
+// idleRecheck bounds how late IDLE reports a message that arrived while
+// IDLE was starting. go-imap's SessionTracker.Idle registers for updates
+// only after the server has sent "+ idling" and does not poll first, so such
+// a message would wait for the next one (seen as a flaky IDLE test).
+const idleRecheck = 5 * time.Second
+
+// Idle polls, then idles, and polls again every idleRecheck.
+func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if sess.UserSession == nil {
+		return nil
+	}
+	for {
+		if err := sess.Poll(w, true); err != nil {
+			return err
+		}
+		inner, done := make(chan struct{}), make(chan error, 1)
+		go func() { done <- sess.UserSession.Idle(w, inner) }()
+		t := time.NewTimer(idleRecheck)
+		select {
+		case <-stop:
+			t.Stop()
+			close(inner)
+			return <-done
+		case err := <-done:
+			t.Stop()
+			return err
+		case <-t.C:
+			close(inner)
+			if err := <-done; err != nil {
+				return err
+			}
+		}
+	}
+}
+
 func (sess *imapSession) Login(username, password string) error {
 	return errIMAPNoLogin
 }

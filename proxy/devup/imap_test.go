@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -86,3 +87,47 @@ func TestIMAPUpstreamDeliverError(t *testing.T) {
 type imapErrReader struct{}
 
 func (imapErrReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// TestIMAPUpstreamIdleReportsPending: a message delivered after SELECT and
+// before IDLE is reported as soon as IDLE starts. go-imap's tracker alone
+// reports it only with the next change (the flaky IDLE test's cause).
+func TestIMAPUpstreamIdleReportsPending(t *testing.T) {
+	srv, addr := startIMAPUpstream(t)
+	if err := srv.Deliver("ann@example.com", strings.NewReader("Subject: one\r\n\r\n1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	exists := make(chan uint32, 4)
+	c, err := imapclient.DialInsecure(addr, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Authenticate(proxy.NewXOAUTH2Client("ann@example.com", "good")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deliver("ann@example.com", strings.NewReader("Subject: two\r\n\r\n2\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	select {
+	case n := <-exists:
+		if n != 2 {
+			t.Fatalf("EXISTS %d, want 2", n)
+		}
+	case <-time.After(3 * time.Second): // below idleRecheck: only the poll on entry can pass
+		t.Fatal("pending message not reported when IDLE started")
+	}
+}
