@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"strings"
 
 	"mailgate/proxy"
+	"mailgate/proxy/backend"
 	"mailgate/proxy/imap"
 	"mailgate/proxy/oauth"
 	"mailgate/proxy/smtp"
@@ -148,7 +147,7 @@ func serveMailgate(cfg *childConfig) (*childAddrs, error) {
 	up := func(addr string) proxy.Upstream {
 		return proxy.Upstream{Address: addr, TLS: proxy.TLSImplicit, Mechanism: "XOAUTH2", TLSConfig: upTLS}
 	}
-	auth, tokens := &storeAuth{st: st}, managerTokens{m: m}
+	auth, tokens := backend.NewAuthenticator(st, nil), backend.NewTokens(m)
 	var tr proxy.Tracker
 	addrs := &childAddrs{}
 	is := imap.New(&imap.Options{Authenticator: auth, Tokens: tokens, Upstream: up(cfg.IMAPUpstream),
@@ -217,38 +216,3 @@ func plainRelay(ln net.Listener, target string) error {
 		}()
 	}
 }
-
-// storeAuth is cmd/mailgate's authenticator without the domain filter.
-type storeAuth struct{ st *store.Store }
-
-func (a *storeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*proxy.Identity, error) {
-	p, err := a.st.Verify(req.Username, req.Password, req.Proto, req.Remote.String())
-	switch {
-	case errors.Is(err, store.ErrAuthFailed):
-		return nil, proxy.ErrAuthFailed
-	case err != nil:
-		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
-	}
-	return &proxy.Identity{Mailbox: p.Mailbox, PasswordID: p.ID}, nil
-}
-
-// managerTokens maps the OAuth manager's errors as cmd/mailgate does.
-type managerTokens struct{ m *oauth.Manager }
-
-func (t managerTokens) Token(ctx context.Context, mailbox string) (string, error) {
-	tok, err := t.m.Token(ctx, mailbox)
-	switch {
-	case err == nil:
-		return tok, nil
-	case errors.Is(err, oauth.ErrRelink):
-		return "", fmt.Errorf("%w: %w", proxy.ErrAuthFailed, err)
-	}
-	return "", fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
-}
-
-func (t managerTokens) Invalidate(mailbox, token string) { t.m.Invalidate(mailbox, token) }
-
-var (
-	_ proxy.Authenticator = (*storeAuth)(nil)
-	_ proxy.TokenSource   = managerTokens{}
-)

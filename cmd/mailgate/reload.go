@@ -205,7 +205,7 @@ func (d *daemon) reloadWith(cfg *config.Config) error {
 		d.swapCerts(certs)
 	}
 	d.cfg, d.throttle, d.limits = cfg, th, lim
-	d.auth.setDomains(cfg.Accounts.Domains)
+	d.auth.SetDomains(cfg.Accounts.Domains)
 	if err := d.apply(cfg, specs); err != nil {
 		d.log.Error("config reloaded, but a listener could not open", "err", err)
 		return nil

@@ -13,6 +13,7 @@ import (
 
 	"mailgate/config"
 	"mailgate/proxy"
+	"mailgate/proxy/backend"
 	"mailgate/store"
 )
 
@@ -30,7 +31,7 @@ type daemon struct {
 	store    *store.Store
 	certs    *proxy.CertLoader
 	tracker  proxy.Tracker
-	auth     *authenticator
+	auth     *backend.Authenticator
 	tokens   proxy.TokenSource
 	throttle *proxy.Throttle // one for both protocols: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
@@ -104,8 +105,8 @@ func (d *daemon) start() error {
 		return err
 	}
 	go serveAdmin(d.admin, svc, d.log)
-	d.auth = newAuthenticator(st, d.cfg.Accounts.Domains)
-	d.tokens = tokenSource{m: svc.oauth}
+	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
+	d.tokens = backend.NewTokens(svc.oauth)
 	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
 	specs, err := d.plan(d.cfg, d.certs, d.throttle, d.limits)
 	if err != nil {
