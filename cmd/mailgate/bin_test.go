@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"mailgate/proxy/proxytest"
 )
 
 var (
@@ -27,7 +29,7 @@ func mailgateBinary(t *testing.T) string {
 		}
 		binPath = filepath.Join(binDir, "mailgate")
 		args := []string{"build", "-o", binPath}
-		if raceEnabled {
+		if proxytest.RaceEnabled {
 			args = append(args, "-race")
 		}
 		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()

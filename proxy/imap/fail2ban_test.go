@@ -4,43 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"mailgate/proxy"
+	"mailgate/proxy/proxytest"
 )
-
-// failregex returns the fail2ban failregex lines of the README's Security
-// section, with fail2ban's <HOST> translated to a Go named group.
-func failregex(t *testing.T) []*regexp.Regexp {
-	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*regexp.Regexp
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "failregex = ")
-		switch {
-		case ok:
-			in = true
-		case in && strings.HasPrefix(line, " "):
-			rest = strings.TrimSpace(line)
-		default:
-			in = false
-			continue
-		}
-		out = append(out, regexp.MustCompile(strings.ReplaceAll(rest, "<HOST>", `(?P<host>[0-9A-Fa-f.:]+)`)))
-	}
-	if len(out) == 0 {
-		t.Fatal("no failregex in README.md")
-	}
-	return out
-}
 
 // bannedHosts applies the filter to each log line and returns the hosts.
 func bannedHosts(res []*regexp.Regexp, log string) []string {
@@ -77,7 +48,7 @@ func (b *syncBuffer) String() string {
 // password check, and nothing else (not the lockout refusals), in both log
 // formats.
 func TestFail2banFilter(t *testing.T) {
-	res := failregex(t)
+	res := proxytest.Fail2banFilter(t, "../../README.md")
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
 			var buf syncBuffer

@@ -2,7 +2,6 @@ package imap
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,15 +12,8 @@ import (
 	"time"
 
 	"mailgate/proxy"
+	"mailgate/proxy/proxytest"
 )
-
-// refuseAll fails every login, so a fuzzed conversation never reaches the
-// upstream (which the fuzz target does not have).
-type refuseAll struct{}
-
-func (refuseAll) Authenticate(context.Context, *proxy.LoginRequest) (*proxy.Identity, error) {
-	return nil, proxy.ErrAuthFailed
-}
 
 // replyLine is what the proxy may send before login: untagged, a
 // continuation, or a tagged OK/NO/BAD.
@@ -55,7 +47,7 @@ func FuzzPreAuth(f *testing.F) {
 	}
 	defer ln.Close()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := New(&Options{Authenticator: refuseAll{}, Logger: slog.New(slog.DiscardHandler),
+		s := New(&Options{Authenticator: proxytest.RefuseAll{}, Logger: slog.New(slog.DiscardHandler),
 			MaxLine: 256, MaxLiteral: 64, PreAuthTimeout: 10 * time.Second})
 		// TCP rather than net.Pipe: the client half-closes to send EOF.
 		client, err := net.Dial("tcp", ln.Addr().String())

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"net"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
 	"mailgate/proxy"
+	"mailgate/proxy/proxytest"
 )
 
 // TestSlowloris sends one byte every 20 ms and never finishes a command:
@@ -39,35 +39,11 @@ func TestSlowloris(t *testing.T) {
 	e.loginClient("other@example.com", nil).Logout()
 }
 
-// idleCount is how many connections TestManyIdleConnections holds: 10,000,
-// or as many as the file descriptor limit (both ends are in this process)
-// and the race detector's goroutine limit allow.
-func idleCount(t *testing.T) int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := min(10000, (int(lim.Cur)-512)/2)
-	if raceEnabled {
-		n = min(n, 7000)
-	}
-	if n < 1000 {
-		t.Fatalf("file descriptor limit %d allows only %d connections; raise it (ulimit -n)", lim.Cur, n)
-	}
-	return n
-}
-
 // TestManyIdleConnections opens thousands of connections that never log in.
 // The proxy holds them (one goroutine and two small buffers each), keeps
 // serving other clients, and the pre-auth timeout closes every one.
 func TestManyIdleConnections(t *testing.T) {
-	n := idleCount(t)
+	n := proxytest.IdleConnCount(t)
 	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.PreAuthTimeout = 10 * time.Second })
 	var before runtime.MemStats
 	runtime.GC()

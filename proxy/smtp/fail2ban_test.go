@@ -2,47 +2,17 @@ package smtp
 
 import (
 	"fmt"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
 	"mailgate/proxy"
+	"mailgate/proxy/proxytest"
 )
-
-// failregex returns the fail2ban failregex lines of the README's Security
-// section, with fail2ban's <HOST> translated to a Go named group.
-func failregex(t *testing.T) []*regexp.Regexp {
-	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*regexp.Regexp
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "failregex = ")
-		switch {
-		case ok:
-			in = true
-		case in && strings.HasPrefix(line, " "):
-			rest = strings.TrimSpace(line)
-		default:
-			in = false
-			continue
-		}
-		out = append(out, regexp.MustCompile(strings.ReplaceAll(rest, "<HOST>", `(?P<host>[0-9A-Fa-f.:]+)`)))
-	}
-	if len(out) == 0 {
-		t.Fatal("no failregex in README.md")
-	}
-	return out
-}
 
 // TestFail2banFilter: the README's filter finds the client of every failed
 // AUTH, and nothing else (not the lockout refusal), in both log formats.
 func TestFail2banFilter(t *testing.T) {
-	res := failregex(t)
+	res := proxytest.Fail2banFilter(t, "../../README.md")
 	for _, jsonLog := range []bool{false, true} {
 		t.Run(fmt.Sprint("json=", jsonLog), func(t *testing.T) {
 			th := quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,14 +12,8 @@ import (
 	"time"
 
 	"mailgate/proxy"
+	"mailgate/proxy/proxytest"
 )
-
-// refuseAll fails every AUTH, so a fuzzed session never needs an upstream.
-type refuseAll struct{}
-
-func (refuseAll) Authenticate(context.Context, *proxy.LoginRequest) (*proxy.Identity, error) {
-	return nil, proxy.ErrAuthFailed
-}
 
 // replyLine is a well-formed SMTP reply line (RFC 5321 section 4.2).
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9]([ -].*)?\r$`)
@@ -44,7 +37,7 @@ func FuzzSession(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	srv := New(&Options{Authenticator: refuseAll{}, Tokens: &fakeTokens{}, Logger: slog.New(slog.DiscardHandler),
+	srv := New(&Options{Authenticator: proxytest.RefuseAll{}, Tokens: &fakeTokens{}, Logger: slog.New(slog.DiscardHandler),
 		Hostname: "mx.test", PreAuthTimeout: 10 * time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

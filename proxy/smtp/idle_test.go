@@ -3,11 +3,11 @@ package smtp
 import (
 	"bufio"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
 	"mailgate/proxy"
+	"mailgate/proxy/proxytest"
 )
 
 // TestSlowloris covers both ways to hold a connection without logging in:
@@ -54,35 +54,11 @@ func TestAuthenticatedOutlivesPreAuthTimeout(t *testing.T) {
 	sendSimple(c, "bob@example.com", "Subject: after the pre-auth timeout\r\n\r\nhi\r\n")
 }
 
-// idleCount is how many connections TestManyIdleConnections holds: 10,000,
-// or as many as the file descriptor limit (both ends are in this process)
-// and the race detector's goroutine limit allow.
-func idleCount(t *testing.T) int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := min(10000, (int(lim.Cur)-512)/2)
-	if raceEnabled {
-		n = min(n, 7000)
-	}
-	if n < 1000 {
-		t.Fatalf("file descriptor limit %d allows only %d connections; raise it (ulimit -n)", lim.Cur, n)
-	}
-	return n
-}
-
 // TestManyIdleConnections opens thousands of connections that never log in:
 // the proxy holds them, keeps serving another client, and the pre-auth
 // timeout closes every one.
 func TestManyIdleConnections(t *testing.T) {
-	n := idleCount(t)
+	n := proxytest.IdleConnCount(t)
 	e := newEnv(t, envConfig{preAuth: 10 * time.Second})
 	conns := make([]net.Conn, 0, n)
 	defer func() {

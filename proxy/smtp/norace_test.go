@@ -1,5 +1,0 @@
-//go:build !race
-
-package smtp
-
-const raceEnabled = false
