@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"mailgate/proxy/selfsigned"
+	"mailgate/internal/selfsigned"
 )
 
 // writeCert writes a fresh self-signed pair for cn and returns the paths.

@@ -17,10 +17,10 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"mailgate/proxy/devup"
-	"mailgate/proxy/mailstack"
+	"mailgate/internal/devup"
+	"mailgate/internal/fakeidp"
+	"mailgate/internal/mailstack"
 	"mailgate/proxy/oauth"
-	"mailgate/proxy/oauth/oauthtest"
 	"mailgate/store"
 )
 
@@ -34,7 +34,7 @@ const (
 type env struct {
 	cfg      *config
 	dir      string
-	idp      *oauthtest.Server
+	idp      *fakeidp.Server
 	stack    *mailstack.Stack
 	pass     string      // benchUser's app password
 	clientTL *tls.Config // what clients trust: the stack's CA
@@ -52,7 +52,7 @@ func setup(cfg *config) (*env, error) {
 		return nil, err
 	}
 	e := &env{cfg: cfg, dir: dir}
-	e.idp, err = oauthtest.NewServer(&oauthtest.Options{ClientID: benchClientID})
+	e.idp, err = fakeidp.NewServer(&fakeidp.Options{ClientID: benchClientID})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func message(i, size int) []byte {
 	return b.Bytes()
 }
 
-// startDevup runs the go-imap upstream (proxy/devup, TLS) in a process of
+// startDevup runs the go-imap upstream (internal/devup, TLS) in a process of
 // its own for the idle row: with 10,000 sessions, this process (clients),
 // mailgate and the upstream each need up to 20,000 sockets. The devup
 // process accepts any token; mailgate still gets real ones from the IdP.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailgate/proxy/mailstack"
+	"mailgate/internal/mailstack"
 )
 
 // TestMain lets the test binary serve as the mailgate child, as the

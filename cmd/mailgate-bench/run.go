@@ -172,7 +172,7 @@ func rowIdle(e *env, rep *report) error {
 	if err != nil {
 		return fmt.Errorf("idle devup: %w", err)
 	}
-	r.Upstream = "in-process go-imap (proxy/devup)"
+	r.Upstream = "in-process go-imap (internal/devup)"
 	rep.Idle = append(rep.Idle, *r)
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"mailgate/proxy/proxytest"
+	"mailgate/internal/proxytest"
 )
 
 var (

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"mailgate/config"
-	"mailgate/proxy/devup"
-	"mailgate/proxy/oauth/oauthtest"
-	"mailgate/proxy/selfsigned"
+	"mailgate/internal/devup"
+	"mailgate/internal/fakeidp"
+	"mailgate/internal/selfsigned"
 )
 
 const (
@@ -54,7 +54,7 @@ oauth:
 // devStack is what -dev runs besides the daemon.
 type devStack struct {
 	dir  string
-	idp  *oauthtest.Server
+	idp  *fakeidp.Server
 	imap *devup.IMAPServer
 	smtp *devup.SMTPServer
 }
@@ -114,7 +114,7 @@ func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config,
 	if err != nil {
 		return st, nil, err
 	}
-	if st.idp, err = oauthtest.NewServer(&oauthtest.Options{Logger: log}); err != nil {
+	if st.idp, err = fakeidp.NewServer(&fakeidp.Options{Logger: log}); err != nil {
 		return st, nil, err
 	}
 	verify := func(user, token string) error {

@@ -14,25 +14,25 @@ import (
 	"testing"
 	"time"
 
-	"mailgate/proxy/mailstack"
-	"mailgate/proxy/oauth/oauthtest"
-	"mailgate/proxy/selfsigned"
+	"mailgate/internal/fakeidp"
+	"mailgate/internal/mailstack"
+	"mailgate/internal/selfsigned"
 )
 
 // e2eOpts varies the daemon's configuration; zero values are the defaults.
 type e2eOpts struct {
-	idp       *oauthtest.Options // identity provider options
-	smtpStack *mailstack.Stack   // SMTP upstream stack; default the IMAP one
-	postfix   bool               // SMTP upstream: Postfix+Dovecot SASL, not Dovecot submission
-	mechanism string             // xoauth2 (default) or oauthbearer, for both
-	noCAFile  bool               // leave out upstream ca_file: the stack's CA is untrusted
+	idp       *fakeidp.Options // identity provider options
+	smtpStack *mailstack.Stack // SMTP upstream stack; default the IMAP one
+	postfix   bool             // SMTP upstream: Postfix+Dovecot SASL, not Dovecot submission
+	mechanism string           // xoauth2 (default) or oauthbearer, for both
+	noCAFile  bool             // leave out upstream ca_file: the stack's CA is untrusted
 }
 
 // e2e is one running mailgate daemon between real clients and a real stack.
 type e2e struct {
 	t     *testing.T
 	opts  e2eOpts
-	idp   *oauthtest.Server
+	idp   *fakeidp.Server
 	stack *mailstack.Stack
 	dir   string
 	cfg   string      // the config file
@@ -50,7 +50,7 @@ func newE2E(t *testing.T, opts e2eOpts) *e2e {
 		t.Skipf("%v", err)
 	}
 	mailgateBinary(t) // build before anything runs, so a build failure shows first
-	idp, err := oauthtest.NewServer(opts.idp)
+	idp, err := fakeidp.NewServer(opts.idp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func newE2E(t *testing.T, opts e2eOpts) *e2e {
 }
 
 // newE2EWith runs a daemon against an existing provider and stack.
-func newE2EWith(t *testing.T, idp *oauthtest.Server, stack *mailstack.Stack, opts e2eOpts) *e2e {
+func newE2EWith(t *testing.T, idp *fakeidp.Server, stack *mailstack.Stack, opts e2eOpts) *e2e {
 	t.Helper()
 	e := &e2e{t: t, opts: opts, idp: idp, stack: stack, dir: t.TempDir()}
 	e.ca, e.tls = writeCert(t, e.dir)

@@ -16,8 +16,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"mailgate/proxy/mailstack"
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
+	"mailgate/internal/mailstack"
 )
 
 // waitClosed waits until the server has ended a client's connection.
@@ -36,7 +36,7 @@ func waitClosed(t *testing.T, c *imapclient.Client, what string) {
 // new IMAP login gets a clean NO [UNAVAILABLE].
 func TestE2EUpstreamStopped(t *testing.T) {
 	t.Parallel()
-	idp, err := oauthtest.NewServer(nil)
+	idp, err := fakeidp.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestE2EPasswordRevoke(t *testing.T) {
 // later", not as a wrong password, and must not burn a refresh on it.
 func TestE2EIntrospectionDown(t *testing.T) {
 	t.Parallel()
-	idp, err := oauthtest.NewServer(nil)
+	idp, err := fakeidp.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

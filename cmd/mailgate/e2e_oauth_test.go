@@ -11,7 +11,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
 )
 
 // imapLoginCode logs in over implicit TLS and returns the response code of
@@ -60,7 +60,7 @@ func (e *e2e) smtpAuthCode(user, pass string) (int, smtp.EnhancedCode) {
 // mailbox stays unlinked.
 func TestE2ELinkVerifiedUpstream(t *testing.T) {
 	t.Parallel()
-	e := newE2E(t, e2eOpts{idp: &oauthtest.Options{NoIDToken: true}})
+	e := newE2E(t, e2eOpts{idp: &fakeidp.Options{NoIDToken: true}})
 	const user, other = "owner@example.com", "mallory@example.com"
 	pass := e.user(user)
 	if code := e.imapLoginCode(user, pass); code != "" {
@@ -118,7 +118,7 @@ func TestE2ETokenExpired(t *testing.T) {
 func TestE2ETokenShortLived(t *testing.T) {
 	t.Parallel()
 	const ttl = 2 * time.Second
-	e := newE2E(t, e2eOpts{idp: &oauthtest.Options{AccessTTL: ttl}})
+	e := newE2E(t, e2eOpts{idp: &fakeidp.Options{AccessTTL: ttl}})
 	const user = "short@example.com"
 	pass := e.user(user)
 	if code := e.imapLoginCode(user, pass); code != "" {

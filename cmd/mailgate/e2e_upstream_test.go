@@ -10,8 +10,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"mailgate/proxy/mailstack"
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
+	"mailgate/internal/mailstack"
 )
 
 // TestE2EUpstreams runs IMAP and SMTP through mailgate against both
@@ -19,7 +19,7 @@ import (
 // both upstream mechanisms; the servers' logs show the mechanism used.
 func TestE2EUpstreams(t *testing.T) {
 	t.Parallel()
-	idp, err := oauthtest.NewServer(nil)
+	idp, err := fakeidp.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

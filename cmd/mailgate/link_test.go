@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
 )
 
 // TestAccountLinkAuthCode links a mailbox with the authorization-code flow
@@ -24,7 +24,7 @@ import (
 func TestAccountLinkAuthCode(t *testing.T) {
 	for _, withDaemon := range []bool{false, true} {
 		t.Run(fmt.Sprintf("daemon=%v", withDaemon), func(t *testing.T) {
-			idp, err := oauthtest.NewServer(nil)
+			idp, err := fakeidp.NewServer(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestAccountLinkAuthCode(t *testing.T) {
 	}
 }
 
-func writeLinkConfig(t *testing.T, idp *oauthtest.Server) string {
+func writeLinkConfig(t *testing.T, idp *fakeidp.Server) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "mailgate.yaml")

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"mailgate/config"
+	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
-	"mailgate/proxy/selfsigned"
 )
 
 // writeRSACert writes a self-signed RSA pair for "localhost": Windows 7's

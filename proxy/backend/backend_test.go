@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/fakeidp"
 	"mailgate/proxy"
 	"mailgate/proxy/oauth"
-	"mailgate/proxy/oauth/oauthtest"
 	"mailgate/store"
 )
 
@@ -72,7 +72,7 @@ func TestAuthenticator(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
-	idp, err := oauthtest.NewServer(nil)
+	idp, err := fakeidp.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

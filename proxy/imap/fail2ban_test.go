@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
-	"mailgate/proxy/proxytest"
 )
 
 // bannedHosts applies the filter to each log line and returns the hosts.

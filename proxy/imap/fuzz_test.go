@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
-	"mailgate/proxy/proxytest"
 )
 
 // replyLine is what the proxy may send before login: untagged, a

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/devup"
+	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
-	"mailgate/proxy/devup"
-	"mailgate/proxy/selfsigned"
 )
 
 // testCert returns a server config with a fresh self-signed certificate for

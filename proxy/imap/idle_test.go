@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
-	"mailgate/proxy/proxytest"
 )
 
 // TestSlowloris sends one byte every 20 ms and never finishes a command:

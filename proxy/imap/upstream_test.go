@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/devup"
 	"mailgate/proxy"
-	"mailgate/proxy/devup"
 )
 
 // scriptedUpstream plays an upstream that go-imap's server cannot. Each

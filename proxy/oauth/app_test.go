@@ -11,12 +11,12 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
 )
 
 func TestClientCredentialsSharedPerTenant(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, &oauthtest.Options{ClientID: "cid", ClientSecret: "s3cret"})
+	srv := newServer(t, &fakeidp.Options{ClientID: "cid", ClientSecret: "s3cret"})
 	m := newManager(t, &Options{Provider: Microsoft, Flow: App, Tenant: "contoso",
 		ClientID: "cid", ClientSecret: "s3cret", TokenURL: srv.TokenURL()})
 	ta, tb := mustToken(t, m, alice), mustToken(t, m, bob)
@@ -34,7 +34,7 @@ func TestClientCredentialsSharedPerTenant(t *testing.T) {
 
 func TestClientCredentialsWrongSecret(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, &oauthtest.Options{ClientID: "cid", ClientSecret: "s3cret"})
+	srv := newServer(t, &fakeidp.Options{ClientID: "cid", ClientSecret: "s3cret"})
 	m := newManager(t, &Options{Provider: Generic, Flow: App, ClientID: "cid",
 		ClientSecret: "expired", TokenURL: srv.TokenURL()})
 	_, err := m.Token(t.Context(), alice)
@@ -48,7 +48,7 @@ func TestClientCredentialsWrongSecret(t *testing.T) {
 
 // serviceAccountJSON writes a Google key file for a fresh RSA key that srv
 // trusts.
-func serviceAccountJSON(t *testing.T, srv *oauthtest.Server, email string) []byte {
+func serviceAccountJSON(t *testing.T, srv *fakeidp.Server, email string) []byte {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

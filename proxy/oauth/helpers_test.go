@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
 )
 
 // memStore is an in-memory TokenStore.
@@ -67,9 +67,9 @@ func (s *memStore) saveCount() int {
 	return s.saves
 }
 
-func newServer(t testing.TB, opts *oauthtest.Options) *oauthtest.Server {
+func newServer(t testing.TB, opts *fakeidp.Options) *fakeidp.Server {
 	t.Helper()
-	srv, err := oauthtest.NewServer(opts)
+	srv, err := fakeidp.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func newServer(t testing.TB, opts *oauthtest.Options) *oauthtest.Server {
 }
 
 // delegatedOptions points a Microsoft delegated Manager at srv.
-func delegatedOptions(srv *oauthtest.Server, store TokenStore) *Options {
+func delegatedOptions(srv *fakeidp.Server, store TokenStore) *Options {
 	return &Options{Provider: Microsoft, Tenant: "contoso", ClientID: "cid",
 		TokenURL: srv.TokenURL(), DeviceAuthURL: srv.DeviceAuthURL(), AuthURL: srv.AuthURL(),
 		RedirectURL: "http://localhost:8400/cb", Store: store}
@@ -95,7 +95,7 @@ func newManager(t testing.TB, opts *Options) *Manager {
 }
 
 // linked returns a Manager whose store holds a refresh token for mailbox.
-func linked(t testing.TB, srv *oauthtest.Server, mailbox string) (*Manager, *memStore) {
+func linked(t testing.TB, srv *fakeidp.Server, mailbox string) (*Manager, *memStore) {
 	t.Helper()
 	store := newMemStore()
 	store.SaveRefreshToken(Microsoft, mailbox, srv.IssueRefreshToken(mailbox))

@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-	"mailgate/proxy/oauth/oauthtest"
+	"mailgate/internal/fakeidp"
 )
 
 const alice, bob = "alice@contoso.com", "bob@contoso.com"
 
 // startDevice starts a device link for alice and returns the finish result
 // channel.
-func startDevice(t *testing.T, ctx context.Context, m *Manager, srv *oauthtest.Server) (*DeviceCode, chan error) {
+func startDevice(t *testing.T, ctx context.Context, m *Manager, srv *fakeidp.Server) (*DeviceCode, chan error) {
 	t.Helper()
 	dc, err := m.StartDeviceLink(ctx, alice)
 	if err != nil {
@@ -34,7 +34,7 @@ func startDevice(t *testing.T, ctx context.Context, m *Manager, srv *oauthtest.S
 
 // waitPolls waits (without a deadline of its own) until the client has
 // polled n times.
-func waitPolls(srv *oauthtest.Server, userCode string, n int) {
+func waitPolls(srv *fakeidp.Server, userCode string, n int) {
 	for srv.DevicePolls(userCode) < n {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -82,12 +82,12 @@ func TestDeviceLinkDeniedExpiredCancelled(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		act  func(srv *oauthtest.Server, userCode string, cancel func())
+		act  func(srv *fakeidp.Server, userCode string, cancel func())
 		want error
 	}{
-		{"denied", func(s *oauthtest.Server, uc string, _ func()) { s.DenyDevice(uc) }, ErrDenied},
-		{"expired", func(s *oauthtest.Server, uc string, _ func()) { s.ExpireDevice(uc) }, ErrExpired},
-		{"cancelled", func(_ *oauthtest.Server, _ string, c func()) { c() }, context.Canceled},
+		{"denied", func(s *fakeidp.Server, uc string, _ func()) { s.DenyDevice(uc) }, ErrDenied},
+		{"expired", func(s *fakeidp.Server, uc string, _ func()) { s.ExpireDevice(uc) }, ErrExpired},
+		{"cancelled", func(_ *fakeidp.Server, _ string, c func()) { c() }, context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,7 +202,7 @@ func TestAuthCodeLinkWrongMailbox(t *testing.T) {
 // Without an ID token only Options.VerifyMailbox can vouch for the mailbox.
 func TestLinkWithoutIDToken(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, &oauthtest.Options{NoIDToken: true})
+	srv := newServer(t, &fakeidp.Options{NoIDToken: true})
 	upstream := func(_ context.Context, mailbox, token string) error {
 		if !srv.ValidFor(token, mailbox) {
 			return ErrWrongMailbox

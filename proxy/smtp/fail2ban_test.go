@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
-	"mailgate/proxy/proxytest"
 )
 
 // TestFail2banFilter: the README's filter finds the client of every failed

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
-	"mailgate/proxy/proxytest"
 )
 
 // replyLine is a well-formed SMTP reply line (RFC 5321 section 4.2).

@@ -18,9 +18,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"mailgate/internal/devup"
+	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
-	"mailgate/proxy/devup"
-	"mailgate/proxy/selfsigned"
 )
 
 const (

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
-	"mailgate/proxy/proxytest"
 )
 
 // TestSlowloris covers both ways to hold a connection without logging in:

@@ -14,8 +14,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
-	"mailgate/proxy/selfsigned"
 )
 
 // smtpTestTLS returns server and client TLS configs for "localhost".

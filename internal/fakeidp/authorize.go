@@ -1,4 +1,4 @@
-package oauthtest
+package fakeidp
 
 import (
 	"net/http"

@@ -36,7 +36,7 @@ func (l *layout) path(elem ...string) string {
 // at once, so tests can repeat failures. The anvil-auth-penalty listener is
 // disabled (mode 0) for the same reason: anvil would delay repeated failures
 // from one IP by up to 15 s.
-var dovecotConf = template.Must(template.New("dovecot.conf").Parse(`# rendered by mailgate/proxy/mailstack
+var dovecotConf = template.Must(template.New("dovecot.conf").Parse(`# rendered by mailgate/internal/mailstack
 base_dir = {{.Dir}}/run
 state_dir = {{.Dir}}/state
 instance_name = mailstack-{{.Ports.IMAP}}
@@ -135,7 +135,7 @@ timeout_msecs = 5000
 // Postfix relays everything to Dovecot LMTP. Two smtpd services: the relay
 // Dovecot submission uses (trusted by mynetworks), and a client-facing
 // submission service that authenticates through Dovecot's auth socket.
-var postfixMain = template.Must(template.New("main.cf").Parse(`# rendered by mailgate/proxy/mailstack
+var postfixMain = template.Must(template.New("main.cf").Parse(`# rendered by mailgate/internal/mailstack
 compatibility_level = 3.6
 queue_directory = {{.Dir}}/postfix/queue
 data_directory = {{.Dir}}/postfix/data
@@ -169,7 +169,7 @@ smtpd_sasl_path = {{.Dir}}/run/auth-postfix
 message_size_limit = 104857600
 `))
 
-var postfixMaster = template.Must(template.New("master.cf").Parse(`# rendered by mailgate/proxy/mailstack
+var postfixMaster = template.Must(template.New("master.cf").Parse(`# rendered by mailgate/internal/mailstack
 {{.Host}}:{{.Ports.Relay}} inet n - n - - smtpd
 {{.Host}}:{{.Ports.PostfixSubmission}} inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt

@@ -1,4 +1,4 @@
-package oauthtest
+package fakeidp
 
 import (
 	"crypto/rand"
@@ -25,7 +25,7 @@ type device struct {
 
 // ErrUnknownUserCode is returned by the device controls for a user code
 // that is unknown or already used.
-var ErrUnknownUserCode = errors.New("oauthtest: unknown user code")
+var ErrUnknownUserCode = errors.New("fakeidp: unknown user code")
 
 // handleDeviceAuth is the device authorization endpoint (RFC 8628 3.1-3.2).
 func (s *Server) handleDeviceAuth(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +177,7 @@ func (s *Server) TooFastPolls() int {
 }
 
 var devicePage = template.Must(template.New("device").Parse(`<!doctype html>
-<title>oauthtest device sign-in</title>
+<title>fakeidp device sign-in</title>
 <form method="post">
 <p>Code <input name="user_code" value="{{.}}"> Mailbox <input name="mailbox">
 <button>Approve</button> <button name="deny" value="1">Deny</button></p>

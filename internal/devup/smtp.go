@@ -22,7 +22,7 @@ import (
 type SMTPOptions struct {
 	// Verify checks the bearer token of an XOAUTH2 or OAUTHBEARER login.
 	// Nil accepts every token.
-	Verify proxy.XOAUTH2Verifier
+	Verify XOAUTH2Verifier
 	// TLSConfig turns TLS on: STARTTLS (required before AUTH, as Exchange
 	// Online does, field note 16), or implicit TLS when Implicit is set.
 	// Nil serves plaintext (loopback tests only).
@@ -158,7 +158,7 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 	var inner sasl.Server
 	switch mech {
 	case proxy.XOAUTH2:
-		inner = proxy.NewXOAUTH2Server(s.verify)
+		inner = NewXOAUTH2Server(s.verify)
 	case sasl.OAuthBearer:
 		inner = sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
 			if err := s.verify(o.Username, o.Token); err != nil {

@@ -1,13 +1,15 @@
-package proxy
+package devup
 
 import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"mailgate/proxy"
 )
 
 func TestXOAUTH2RoundTrip(t *testing.T) {
-	resp := XOAUTH2Response("a@example.com", "tok")
+	resp := proxy.XOAUTH2Response("a@example.com", "tok")
 	if want := "user=a@example.com\x01auth=Bearer tok\x01\x01"; string(resp) != want {
 		t.Fatalf("response = %q, want %q", resp, want)
 	}
@@ -37,7 +39,7 @@ func FuzzParseXOAUTH2(f *testing.F) {
 			return
 		}
 		// Whatever parses must encode back to the same bytes.
-		if out := XOAUTH2Response(u, tok); !bytes.Equal(out, in) {
+		if out := proxy.XOAUTH2Response(u, tok); !bytes.Equal(out, in) {
 			t.Fatalf("round trip %q -> %q", in, out)
 		}
 	})
@@ -51,68 +53,16 @@ func TestXOAUTH2Server(t *testing.T) {
 		return errors.New("bad token")
 	}
 	s := NewXOAUTH2Server(verify)
-	if _, done, err := s.Next(XOAUTH2Response("a@b", "good")); !done || err != nil {
+	if _, done, err := s.Next(proxy.XOAUTH2Response("a@b", "good")); !done || err != nil {
 		t.Fatalf("good token: done=%v err=%v", done, err)
 	}
 	// A bad token gets a JSON challenge, then fails after the empty reply.
 	s = NewXOAUTH2Server(verify)
-	ch, done, err := s.Next(XOAUTH2Response("a@b", "bad"))
+	ch, done, err := s.Next(proxy.XOAUTH2Response("a@b", "bad"))
 	if done || err != nil || !bytes.HasPrefix(ch, []byte(`{"status":"401"`)) {
 		t.Fatalf("bad token: challenge=%q done=%v err=%v", ch, done, err)
 	}
 	if _, done, err = s.Next([]byte{}); !done || err == nil {
 		t.Fatalf("after challenge: done=%v err=%v, want failure", done, err)
-	}
-}
-
-func TestLoginServer(t *testing.T) {
-	var gotUser, gotPass string
-	auth := func(identity, user, pass string) error {
-		gotUser, gotPass = user, pass
-		if pass != "secret" {
-			return errors.New("no")
-		}
-		return nil
-	}
-	tests := []struct {
-		name    string
-		ir      []byte
-		replies [][]byte
-		prompts []string
-		wantErr bool
-	}{
-		{"prompted", nil, [][]byte{[]byte("u"), []byte("secret")}, []string{"Username:", "Password:"}, false},
-		{"inline user", []byte("u"), [][]byte{[]byte("secret")}, []string{"Password:"}, false},
-		{"wrong password", nil, [][]byte{[]byte("u"), []byte("x")}, []string{"Username:", "Password:"}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := NewLoginServer(auth)
-			resp := tt.ir
-			var prompts []string
-			for i := 0; ; i++ {
-				ch, done, err := s.Next(resp)
-				if done {
-					if (err != nil) != tt.wantErr {
-						t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-					}
-					break
-				}
-				prompts = append(prompts, string(ch))
-				if i >= len(tt.replies) {
-					t.Fatalf("more prompts than replies: %q", prompts)
-				}
-				resp = tt.replies[i]
-			}
-			if len(prompts) != len(tt.prompts) || gotUser != "u" {
-				t.Fatalf("prompts = %q user = %q, want %q, u", prompts, gotUser, tt.prompts)
-			}
-			for i := range prompts {
-				if prompts[i] != tt.prompts[i] {
-					t.Fatalf("prompt %d = %q, want %q", i, prompts[i], tt.prompts[i])
-				}
-			}
-			_ = gotPass
-		})
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"mailgate/proxy/selfsigned"
+	"mailgate/internal/selfsigned"
 )
 
 // tlsFiles are the PEM files written for one stack.

@@ -24,7 +24,7 @@ import (
 type IMAPOptions struct {
 	// Verify checks the bearer token of an XOAUTH2 or OAUTHBEARER login.
 	// Nil accepts every token.
-	Verify proxy.XOAUTH2Verifier
+	Verify XOAUTH2Verifier
 	// TLSConfig turns TLS on: implicit TLS from the first byte, or STARTTLS
 	// when StartTLS is set. Nil serves plaintext (loopback tests only).
 	TLSConfig *tls.Config
@@ -186,7 +186,7 @@ func (sess *imapSession) AuthenticateMechanisms() []string {
 func (sess *imapSession) Authenticate(mech string) (sasl.Server, error) {
 	switch strings.ToUpper(mech) {
 	case proxy.XOAUTH2:
-		return imapSASLServer{sess, proxy.NewXOAUTH2Server(sess.verify)}, nil
+		return imapSASLServer{sess, NewXOAUTH2Server(sess.verify)}, nil
 	case sasl.OAuthBearer:
 		return imapSASLServer{sess, sasl.NewOAuthBearerServer(sess.verifyBearer)}, nil
 	}

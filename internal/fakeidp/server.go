@@ -1,4 +1,4 @@
-// Package oauthtest is a small OAuth 2.0 identity provider that runs in
+// Package fakeidp is a small OAuth 2.0 identity provider that runs in
 // process on 127.0.0.1. It speaks enough of Microsoft's and Google's token
 // endpoints for mailgate's OAuth code, the end-to-end tests (Dovecot checks
 // tokens against its RFC 7662 introspection endpoint) and "mailgate serve
@@ -6,7 +6,7 @@
 // refresh tokens with rotation, client credentials and the JWT bearer grant
 // of Google service accounts (RFC 7523). Go methods play the user (approve,
 // deny) and the bad day (failures, delays, revocation, outage).
-package oauthtest
+package fakeidp
 
 import (
 	"errors"
@@ -82,7 +82,7 @@ func NewServer(opts *Options) (*Server, error) {
 	s.defaults()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("oauthtest: listen: %w", err)
+		return nil, fmt.Errorf("fakeidp: listen: %w", err)
 	}
 	s.addr = ln.Addr().String()
 	s.srv = &http.Server{Handler: s.routes(), ConnState: s.trackConn,
@@ -124,7 +124,7 @@ func (s *Server) serve(ln net.Listener) {
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) &&
 			!errors.Is(err, net.ErrClosed) {
-			s.log.Error("oauthtest: serve", "err", err)
+			s.log.Error("fakeidp: serve", "err", err)
 		}
 	}()
 }
@@ -176,7 +176,7 @@ func (s *Server) SetDown(down bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("oauthtest: server closed")
+		return errors.New("fakeidp: server closed")
 	}
 	if down {
 		if s.ln != nil {
@@ -193,7 +193,7 @@ func (s *Server) SetDown(down bool) error {
 	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("oauthtest: listen again: %w", err)
+		return fmt.Errorf("fakeidp: listen again: %w", err)
 	}
 	s.ln = ln
 	go s.srv.Serve(ln)

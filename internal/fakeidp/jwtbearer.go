@@ -1,4 +1,4 @@
-package oauthtest
+package fakeidp
 
 import (
 	"crypto"
@@ -30,11 +30,11 @@ func (s *Server) RegisterServiceAccount(email string, pub *rsa.PublicKey) {
 func (s *Server) NewServiceAccount(email string) ([]byte, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, fmt.Errorf("oauthtest: generate key: %w", err)
+		return nil, fmt.Errorf("fakeidp: generate key: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("oauthtest: marshal key: %w", err)
+		return nil, fmt.Errorf("fakeidp: marshal key: %w", err)
 	}
 	s.RegisterServiceAccount(email, &key.PublicKey)
 	return json.Marshal(map[string]string{

@@ -1,6 +1,6 @@
 // Package selfsigned makes throwaway certificates for loopback: tests,
-// `mailgate serve -dev` and the test upstreams (proxy/devup,
-// proxy/mailstack). Keys are fresh on every call and live only as long as
+// `mailgate serve -dev` and the test upstreams (internal/devup,
+// internal/mailstack). Keys are fresh on every call and live only as long as
 // the process or its temporary directory. Never use it for production
 // listeners: nothing a real client trusts signs these certificates.
 package selfsigned
