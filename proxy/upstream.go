@@ -6,14 +6,35 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/emersion/go-sasl"
 )
 
 // Upstream describes the real mail server behind the proxy.
 type Upstream struct {
 	Address   string      // host:port
 	TLS       TLSMode     // TLSImplicit or TLSStartTLS (TLSNone only in tests)
-	Mechanism string      // "XOAUTH2" or "OAUTHBEARER"
+	Mechanism Mechanism   // MechXOAUTH2 (the zero value) or MechOAuthBearer
 	TLSConfig *tls.Config // ServerName and RootCAs (system roots plus ca_file)
+}
+
+// Mechanism is the SASL mechanism that carries the OAuth2 token upstream.
+type Mechanism string
+
+// The two token mechanisms: XOAUTH2 (Google's and Microsoft's) and
+// OAUTHBEARER (RFC 7628). The zero Mechanism means XOAUTH2.
+const (
+	MechXOAUTH2     Mechanism = XOAUTH2
+	MechOAuthBearer Mechanism = sasl.OAuthBearer
+)
+
+// SASLClient returns the SASL client that logs in as mailbox with token, by
+// the upstream's mechanism: the one place that chooses it.
+func (u *Upstream) SASLClient(mailbox, token string) sasl.Client {
+	if u.Mechanism == MechOAuthBearer {
+		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
+	}
+	return NewXOAUTH2Client(mailbox, token)
 }
 
 // DialTimeout bounds TCP connect plus the implicit TLS handshake to the

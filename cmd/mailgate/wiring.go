@@ -93,7 +93,7 @@ func upstream(u config.Upstream) (proxy.Upstream, error) {
 	}
 	// The session cache lets logins resume TLS with the upstream instead of
 	// a full handshake with certificate verification each time.
-	return proxy.Upstream{Address: u.Address, TLS: mode, Mechanism: strings.ToUpper(u.Mechanism),
+	return proxy.Upstream{Address: u.Address, TLS: mode, Mechanism: proxy.Mechanism(strings.ToUpper(u.Mechanism)),
 		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
 			ClientSessionCache: tls.NewLRUClientSessionCache(0)}}, nil
 }

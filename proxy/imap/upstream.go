@@ -117,7 +117,7 @@ func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string
 
 // loginOn logs in on up; on failure it closes up.
 func loginOn(up *upConn, u *proxy.Upstream, mailbox, token string) error {
-	if err := up.login(saslClient(u, mailbox, token)); err != nil {
+	if err := up.login(u.SASLClient(mailbox, token)); err != nil {
 		up.nc.Close()
 		return err
 	}
@@ -135,12 +135,6 @@ func loginDeadline(ctx context.Context) time.Time {
 	return deadline
 }
 
-func saslClient(u *proxy.Upstream, mailbox, token string) sasl.Client {
-	if strings.EqualFold(u.Mechanism, sasl.OAuthBearer) {
-		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
-	}
-	return proxy.NewXOAUTH2Client(mailbox, token)
-}
 
 // dialUpstream connects, reads the greeting and does STARTTLS if configured.
 func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {

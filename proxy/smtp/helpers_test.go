@@ -218,7 +218,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	go e.up.Serve(upLn)
 	t.Cleanup(func() { e.up.Close() })
 	upstream := proxy.Upstream{
-		Address: upLn.Addr().String(), TLS: proxy.TLSStartTLS, Mechanism: cfg.mechanism,
+		Address: upLn.Addr().String(), TLS: proxy.TLSStartTLS, Mechanism: proxy.Mechanism(cfg.mechanism),
 		TLSConfig: &tls.Config{ServerName: "localhost", RootCAs: pool},
 	}
 	if cfg.implicitUp {

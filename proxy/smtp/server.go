@@ -132,9 +132,6 @@ func New(opts *Options) *Server {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = defaultWriteTimeout
 	}
-	if o.Upstream.Mechanism == "" {
-		o.Upstream.Mechanism = proxy.XOAUTH2
-	}
 	s.log = o.Logger.With("proto", proxy.ProtoSMTP)
 	return s
 }

@@ -59,7 +59,7 @@ func (s *Server) connect(ctx context.Context, mailbox, token string) (*upstream,
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	up, err := s.greet(raw)
 	if err == nil {
-		err = up.auth(u.Mechanism, mailbox, token)
+		err = up.auth(u, mailbox, token)
 	}
 	if !stop() && err == nil {
 		err = fmt.Errorf("%w: %w", proxy.ErrUnavailable, context.Cause(ctx))
@@ -99,18 +99,15 @@ func (s *Server) greet(raw net.Conn) (*upstream, error) {
 
 // auth runs AUTH XOAUTH2 or OAUTHBEARER with the token sent after the 334
 // prompt, never on the AUTH line (field note 17).
-func (up *upstream) auth(mech, mailbox, token string) error {
+func (up *upstream) auth(u *proxy.Upstream, mailbox, token string) error {
+	sc := u.SASLClient(mailbox, token)
+	mech, _, _ := sc.Start()
 	if !up.c.SupportsAuth(mech) {
 		return fmt.Errorf("%w: upstream does not offer AUTH %s", proxy.ErrUnavailable, mech)
 	}
-	var sc sasl.Client
 	ack := []byte{}
-	switch mech {
-	case sasl.OAuthBearer:
-		sc = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
+	if u.Mechanism == proxy.MechOAuthBearer {
 		ack = []byte{1} // RFC 7628 section 3.2.3
-	default:
-		sc = proxy.NewXOAUTH2Client(mailbox, token)
 	}
 	err := up.c.Auth(&afterPrompt{Client: sc, ack: ack})
 	var se *smtp.SMTPError
