@@ -33,6 +33,9 @@ type SMTPOptions struct {
 	Deliver Deliverer
 	// MaxMessageBytes is advertised as SIZE and enforced; 0 means no limit.
 	MaxMessageBytes int64
+	// Mechanisms are the AUTH mechanisms offered; nil means XOAUTH2 and
+	// OAUTHBEARER.
+	Mechanisms []string
 	// RejectRcpt maps a recipient address (lower case) to the reply its RCPT
 	// gets, to test that the proxy relays upstream replies verbatim.
 	RejectRcpt map[string]*smtp.SMTPError
@@ -151,6 +154,9 @@ var (
 )
 
 func (s *smtpSession) AuthMechanisms() []string {
+	if m := s.srv.opts.Mechanisms; m != nil {
+		return m
+	}
 	return []string{proxy.XOAUTH2, sasl.OAuthBearer}
 }
 

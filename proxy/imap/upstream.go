@@ -135,7 +135,6 @@ func loginDeadline(ctx context.Context) time.Time {
 	return deadline
 }
 
-
 // dialUpstream connects, reads the greeting and does STARTTLS if configured.
 func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 	nc, err := u.Dial(ctx)

@@ -42,7 +42,7 @@ func TestAuthFailures(t *testing.T) {
 		}, alicePlain, "454 4.7.0 Temporary authentication failure"},
 		{"upstream down", envConfig{upAddr: deadAddr(t)}, nil,
 			alicePlain, "454 4.7.0 Temporary authentication failure"},
-		{"upstream lacks mechanism", envConfig{mechanism: "X-UNKNOWN"}, nil,
+		{"upstream lacks mechanism", envConfig{mechanism: "OAUTHBEARER", upMechs: []string{"XOAUTH2"}}, nil,
 			alicePlain, "454 4.7.0 Temporary authentication failure"},
 		{"unknown mechanism", envConfig{}, nil,
 			"AUTH CRAM-MD5", "504 5.7.4 Unsupported authentication mechanism"},

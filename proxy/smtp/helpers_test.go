@@ -179,7 +179,8 @@ type envConfig struct {
 	upstreamMx int64
 	implicitUp bool // upstream with implicit TLS instead of STARTTLS
 	mechanism  string
-	upAddr     string // overrides the upstream address (a dead port)
+	upMechs    []string // the upstream's AUTH mechanisms; nil means both
+	upAddr     string   // overrides the upstream address (a dead port)
 	reject     map[string]*smtp.SMTPError
 	throttle   *proxy.Throttle
 	limits     *proxy.Limits
@@ -213,6 +214,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		},
 		TLSConfig: tlsCfg, Implicit: cfg.implicitUp, Deliver: e.deliv,
 		MaxMessageBytes: cfg.upstreamMx, RejectRcpt: cfg.reject, Logger: logger,
+		Mechanisms: cfg.upMechs,
 	})
 	upLn := listen(t)
 	go e.up.Serve(upLn)
