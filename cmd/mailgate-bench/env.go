@@ -91,7 +91,7 @@ func (e *env) provision() error {
 	if _, e.pass, err = st.CreatePassword(benchUser, "bench", nil, time.Time{}); err != nil {
 		return err
 	}
-	return st.SaveRefreshToken(oauth.Microsoft, benchUser, e.idp.IssueRefreshToken(benchUser))
+	return st.SaveRefreshToken(string(oauth.Microsoft), benchUser, e.idp.IssueRefreshToken(benchUser))
 }
 
 // childConfig is the config of a mailgate child in front of imapUp. Each
@@ -254,7 +254,7 @@ func (e *env) copyStore(dir string) error {
 		return err
 	}
 	defer st.Close()
-	return st.SaveRefreshToken(oauth.Microsoft, benchUser, e.idp.IssueRefreshToken(benchUser))
+	return st.SaveRefreshToken(string(oauth.Microsoft), benchUser, e.idp.IssueRefreshToken(benchUser))
 }
 
 // copyDir copies the regular files of src into a new directory dst.

@@ -108,7 +108,7 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 	m, err := New(&Options{Provider: "Microsoft", ClientID: "c", Store: store})
-	if err != nil || m.ProviderName() != Microsoft ||
+	if err != nil || m.ProviderName() != string(Microsoft) ||
 		m.cfg.Endpoint.TokenURL != "https://login.microsoftonline.com/common/oauth2/v2.0/token" ||
 		len(m.cfg.Scopes) != len(microsoftDelegated) {
 		t.Fatalf("microsoft defaults: %v %+v", err, m)

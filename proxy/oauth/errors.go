@@ -125,7 +125,7 @@ func (m *Manager) failed(key, mailbox, rt string, err error) error {
 		rerr := fmt.Errorf("%w: %s", ErrRelink, reason)
 		m.cache.Store(key, &entry{deadRT: rt, deadErr: rerr})
 		log.Warn("oauth: provider refused the refresh token; link the mailbox again")
-		if err := m.store.MarkRelink(m.provider, mailbox, reason); err != nil {
+		if err := m.store.MarkRelink(m.ProviderName(), mailbox, reason); err != nil {
 			m.log.Error("oauth: mark relink", "user", mailbox, "err", err)
 		}
 		return rerr
@@ -144,6 +144,6 @@ func (m *Manager) relinked(mailbox, rt string) bool {
 	if e := m.entry(m.key(mailbox)); e != nil && e.pendingRT == rt {
 		return false // rt is the newest; the store missed it
 	}
-	cur, err := m.store.LoadRefreshToken(m.provider, mailbox)
+	cur, err := m.store.LoadRefreshToken(m.ProviderName(), mailbox)
 	return err == nil && cur != "" && cur != rt
 }

@@ -50,15 +50,18 @@ func (s *memStore) MarkRelink(provider, mailbox, reason string) error {
 	return nil
 }
 
+// msKey is the store key of the Microsoft managers in these tests.
+const msKey = string(Microsoft)
+
 func (s *memStore) token(mailbox string) string {
-	t, _ := s.LoadRefreshToken(Microsoft, mailbox)
+	t, _ := s.LoadRefreshToken(msKey, mailbox)
 	return t
 }
 
 func (s *memStore) relinkReason(mailbox string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.relink[Microsoft+"/"+mailbox]
+	return s.relink[msKey+"/"+mailbox]
 }
 
 func (s *memStore) saveCount() int {
@@ -98,7 +101,7 @@ func newManager(t testing.TB, opts *Options) *Manager {
 func linked(t testing.TB, srv *fakeidp.Server, mailbox string) (*Manager, *memStore) {
 	t.Helper()
 	store := newMemStore()
-	store.SaveRefreshToken(Microsoft, mailbox, srv.IssueRefreshToken(mailbox))
+	store.SaveRefreshToken(msKey, mailbox, srv.IssueRefreshToken(mailbox))
 	return newManager(t, delegatedOptions(srv, store)), store
 }
 

@@ -23,20 +23,31 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Provider and flow names, as written in the configuration.
+// Provider is the identity provider that issues the tokens. Its value is
+// also the key under which the store keeps a mailbox's refresh token.
+type Provider string
+
+// The providers.
 const (
-	Microsoft = "microsoft"
-	Google    = "google"
-	Generic   = "generic"
-	Delegated = "delegated" // a user links the mailbox; refresh tokens stored
-	App       = "app"       // client credentials or a Google service account
+	Microsoft Provider = "microsoft"
+	Google    Provider = "google"
+	Generic   Provider = "generic"
+)
+
+// Flow is the OAuth grant used to get tokens.
+type Flow string
+
+// The flows.
+const (
+	Delegated Flow = "delegated" // a user links the mailbox; refresh tokens stored
+	App       Flow = "app"       // client credentials or a Google service account
 )
 
 // Options configure a Manager. Zero fields take sensible defaults.
 type Options struct {
-	Provider     string // Microsoft, Google or Generic
-	Flow         string // Delegated (default) or App
-	Tenant       string // Microsoft tenant ID or domain; "common" if empty (delegated only)
+	Provider     Provider // Microsoft, Google or Generic
+	Flow         Flow     // Delegated (default) or App
+	Tenant       string   // Microsoft tenant ID or domain; "common" if empty (delegated only)
 	ClientID     string
 	ClientSecret string
 	// Endpoint overrides; Generic needs TokenURL and, for linking,
@@ -96,16 +107,17 @@ var (
 // Manager hands out access tokens and links mailboxes. It is safe for
 // concurrent use.
 type Manager struct {
-	provider, flow string
-	cfg            *oauth2.Config            // delegated
-	cc             *clientcredentials.Config // Microsoft and generic app flow
-	jwt            *jwt.Config               // Google app flow; Subject set per call
-	store          TokenStore
-	httpc          *http.Client
-	log            *slog.Logger
-	now            func() time.Time
-	verify         func(ctx context.Context, mailbox, accessToken string) error
-	backoff        time.Duration
+	provider Provider
+	flow     Flow
+	cfg      *oauth2.Config            // delegated
+	cc       *clientcredentials.Config // Microsoft and generic app flow
+	jwt      *jwt.Config               // Google app flow; Subject set per call
+	store    TokenStore
+	httpc    *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	verify   func(ctx context.Context, mailbox, accessToken string) error
+	backoff  time.Duration
 
 	cache sync.Map // key -> *entry
 	group singleflight.Group
@@ -117,7 +129,7 @@ func New(opts *Options) (*Manager, error) {
 		return nil, errors.New("oauth: no options")
 	}
 	o := *opts
-	o.Provider, o.Flow = strings.ToLower(o.Provider), strings.ToLower(o.Flow)
+	o.Provider, o.Flow = Provider(strings.ToLower(string(o.Provider))), Flow(strings.ToLower(string(o.Flow)))
 	if o.Flow == "" {
 		o.Flow = Delegated
 	}
@@ -150,7 +162,7 @@ func defaultHTTPClient() *http.Client {
 }
 
 // ProviderName is "microsoft", "google" or "generic", the store's key.
-func (m *Manager) ProviderName() string { return m.provider }
+func (m *Manager) ProviderName() string { return string(m.provider) }
 
 // httpCtx makes the oauth2 package use our HTTP client.
 func (m *Manager) httpCtx(ctx context.Context) context.Context {

@@ -145,7 +145,7 @@ func (m *Manager) refresh(ctx context.Context, key, mailbox string) (any, error)
 	}
 	if rt == "" {
 		var err error
-		if rt, err = m.store.LoadRefreshToken(m.provider, mailbox); err != nil {
+		if rt, err = m.store.LoadRefreshToken(m.ProviderName(), mailbox); err != nil {
 			return nil, fmt.Errorf("%w: load refresh token: %w", ErrTransient, err)
 		}
 	}
@@ -173,7 +173,7 @@ func (m *Manager) save(key, mailbox string, tok *oauth2.Token, oldRT string) {
 		tok.RefreshToken = oldRT
 	}
 	pending := ""
-	if err := m.store.SaveRefreshToken(m.provider, mailbox, tok.RefreshToken); err != nil {
+	if err := m.store.SaveRefreshToken(m.ProviderName(), mailbox, tok.RefreshToken); err != nil {
 		m.log.Error("oauth: save refresh token", "user", mailbox, "err", err)
 		pending = tok.RefreshToken
 	}

@@ -68,7 +68,7 @@ func TestInvalidGrantNeedsRelink(t *testing.T) {
 		t.Fatalf("second Token: %v, refreshes=%d", err, srv.Refreshes(alice))
 	}
 	// Linking again (here: a new token in the store) heals the mailbox.
-	store.SaveRefreshToken(Microsoft, alice, srv.IssueRefreshToken(alice))
+	store.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
 	mustToken(t, m, alice)
 }
 
@@ -122,7 +122,7 @@ func TestTimeoutAndOutageAreTransient(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, nil)
 	store := newMemStore()
-	store.SaveRefreshToken(Microsoft, alice, srv.IssueRefreshToken(alice))
+	store.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
 	o := delegatedOptions(srv, store)
 	o.HTTPClient = &http.Client{Timeout: 50 * time.Millisecond}
 	m := newManager(t, o)
@@ -179,7 +179,7 @@ func TestSlowRefreshDoesNotBlockOthers(t *testing.T) {
 	srv := newServer(t, nil)
 	store := newMemStore()
 	for _, mb := range []string{alice, bob} {
-		store.SaveRefreshToken(Microsoft, mb, srv.IssueRefreshToken(mb))
+		store.SaveRefreshToken(msKey, mb, srv.IssueRefreshToken(mb))
 	}
 	m := newManager(t, delegatedOptions(srv, store))
 	tb := mustToken(t, m, bob)
@@ -239,7 +239,7 @@ func TestEarlyRefresh(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, nil) // tokens live 1 h
 	store := newMemStore()
-	store.SaveRefreshToken(Microsoft, alice, srv.IssueRefreshToken(alice))
+	store.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
 	clock := &fakeClock{now: time.Unix(1e9, 0)}
 	o := delegatedOptions(srv, store)
 	o.Now = clock.Now
@@ -290,7 +290,7 @@ func TestRelinkDuringRefresh(t *testing.T) {
 	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
 	<-held
 	srv.RevokeRefreshTokens(alice)
-	store.SaveRefreshToken(Microsoft, alice, srv.IssueRefreshToken(alice))
+	store.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
 	resume()
 	if err := <-done; !errors.Is(err, ErrTransient) {
 		t.Fatalf("err = %v, want ErrTransient", err)
@@ -309,7 +309,7 @@ func TestForgetAfterUnlink(t *testing.T) {
 	m, store := linked(t, srv, alice)
 	mustToken(t, m, alice)
 	store.mu.Lock()
-	delete(store.tokens, Microsoft+"/"+alice)
+	delete(store.tokens, msKey+"/"+alice)
 	store.mu.Unlock()
 	if tok, err := m.Token(t.Context(), alice); err != nil || tok == "" {
 		t.Fatalf("before Forget the cached token is served: %q, %v", tok, err)
