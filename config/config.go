@@ -22,31 +22,54 @@ const DefaultFile = "./mailgate.yaml"
 // EnvFile is the environment variable that names the config file.
 const EnvFile = "MAILGATE_CONFIG"
 
-// TLS modes of a listener or an upstream, as written in the file. They match
-// proxy.TLSMode's values; cmd converts with proxy.TLSMode(s).
+// TLSMode says how a listener or an upstream gets TLS. Parse lower-cases
+// it and refuses any value but the three below, so cmd compares typed
+// constants only.
+type TLSMode string
+
+// The TLS modes.
 const (
-	TLSImplicit = "implicit" // TLS from the first byte (993, 465)
-	TLSStartTLS = "starttls" // plaintext greeting, then STARTTLS (143, 587)
-	TLSNone     = "none"     // no TLS: loopback, or forced
+	TLSImplicit TLSMode = "implicit" // TLS from the first byte (993, 465)
+	TLSStartTLS TLSMode = "starttls" // plaintext greeting, then STARTTLS (143, 587)
+	TLSNone     TLSMode = "none"     // no TLS: loopback, or forced
 )
 
-// SASL mechanisms for the upstream login, as written in the file (lower case).
+// Mechanism is the SASL mechanism of the upstream login, lower-cased as
+// written in the file.
+type Mechanism string
+
+// The mechanisms that carry an OAuth 2.0 token.
 const (
-	MechXOAUTH2     = "xoauth2"
-	MechOAUTHBEARER = "oauthbearer" // RFC 7628
+	MechXOAUTH2     Mechanism = "xoauth2"
+	MechOAUTHBEARER Mechanism = "oauthbearer" // RFC 7628
 )
 
-// OAuth providers.
+// Provider is the OAuth identity provider.
+type Provider string
+
+// The providers.
 const (
-	ProviderMicrosoft = "microsoft"
-	ProviderGoogle    = "google"
-	ProviderGeneric   = "generic"
+	ProviderMicrosoft Provider = "microsoft"
+	ProviderGoogle    Provider = "google"
+	ProviderGeneric   Provider = "generic"
 )
 
-// OAuth flows.
+// Flow is the OAuth grant mailgate uses.
+type Flow string
+
+// The flows.
 const (
-	FlowDelegated = "delegated" // a refresh token per mailbox, linked by a person
-	FlowApp       = "app"       // client credentials (Microsoft) or a service account (Google)
+	FlowDelegated Flow = "delegated" // a refresh token per mailbox, linked by a person
+	FlowApp       Flow = "app"       // client credentials (Microsoft) or a service account (Google)
+)
+
+// LogFormat is the format of the daemon's log lines.
+type LogFormat string
+
+// The log formats.
+const (
+	LogText LogFormat = "text" // slog's key=value lines
+	LogJSON LogFormat = "json" // one JSON object a line
 )
 
 // Config is a loaded and validated mailgate configuration. All relative
@@ -111,10 +134,10 @@ type SMTP struct {
 
 // Listener is one address clients connect to.
 type Listener struct {
-	Address    string `yaml:"address"`     // host:port; ":993" listens on every address
-	TLS        string `yaml:"tls"`         // TLSImplicit, TLSStartTLS or TLSNone
-	Force      bool   `yaml:"force"`       // allow TLSNone on a non-loopback address
-	MinVersion string `yaml:"min_version"` // overrides TLS.MinVersion when set
+	Address    string  `yaml:"address"`     // host:port; ":993" listens on every address
+	TLS        TLSMode `yaml:"tls"`         // TLSImplicit, TLSStartTLS or TLSNone
+	Force      bool    `yaml:"force"`       // allow TLSNone on a non-loopback address
+	MinVersion string  `yaml:"min_version"` // overrides TLS.MinVersion when set
 	// ProxyProtocol: every connection must come from a balancer in
 	// ProxyProtocol.Trusted and start with a PROXY protocol v1/v2 header.
 	ProxyProtocol bool     `yaml:"proxy_protocol"`
@@ -123,17 +146,17 @@ type Listener struct {
 
 // Upstream is the real mail server behind the proxy.
 type Upstream struct {
-	Address   string `yaml:"address"`   // host:port
-	TLS       string `yaml:"tls"`       // TLSImplicit or TLSStartTLS (TLSNone to loopback only)
-	Mechanism string `yaml:"mechanism"` // MechXOAUTH2 or MechOAUTHBEARER
-	CAFile    string `yaml:"ca_file"`   // extra roots in PEM, added to the system's
+	Address   string    `yaml:"address"`   // host:port
+	TLS       TLSMode   `yaml:"tls"`       // TLSImplicit or TLSStartTLS (TLSNone to loopback only)
+	Mechanism Mechanism `yaml:"mechanism"` // MechXOAUTH2 or MechOAUTHBEARER
+	CAFile    string    `yaml:"ca_file"`   // extra roots in PEM, added to the system's
 }
 
 // OAuth describes how mailgate gets access tokens for the upstream.
 // Empty URLs for microsoft and google mean the provider's own endpoints.
 type OAuth struct {
-	Provider               string   `yaml:"provider"` // ProviderMicrosoft, ProviderGoogle or ProviderGeneric
-	Flow                   string   `yaml:"flow"`     // FlowDelegated or FlowApp
+	Provider               Provider `yaml:"provider"` // ProviderMicrosoft, ProviderGoogle or ProviderGeneric
+	Flow                   Flow     `yaml:"flow"`     // FlowDelegated or FlowApp
 	Tenant                 string   `yaml:"tenant"`   // microsoft: directory name or ID
 	ClientID               string   `yaml:"client_id"`
 	ClientSecret           string   `yaml:"client_secret"`      // inline, or read from ClientSecretFile by Load
@@ -156,8 +179,8 @@ type Accounts struct {
 
 // Log configures the daemon's slog handler.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info, warn or error
-	Format string `yaml:"format"` // text or json
+	Level  string    `yaml:"level"`  // debug, info, warn or error
+	Format LogFormat `yaml:"format"` // LogText or LogJSON
 }
 
 // Find returns the config file to load: the -config flag's value if set,

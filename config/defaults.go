@@ -22,7 +22,7 @@ const (
 )
 
 // upstreamDefaults are the providers' submission and IMAP servers.
-var upstreamDefaults = map[string]struct{ imap, smtp Upstream }{
+var upstreamDefaults = map[Provider]struct{ imap, smtp Upstream }{
 	ProviderMicrosoft: {
 		imap: Upstream{Address: "outlook.office365.com:993", TLS: TLSImplicit},
 		smtp: Upstream{Address: "smtp.office365.com:587", TLS: TLSStartTLS},
@@ -33,9 +33,16 @@ var upstreamDefaults = map[string]struct{ imap, smtp Upstream }{
 	},
 }
 
-// defaultScopes are keyed by provider + "/" + flow; generic has none.
-var defaultScopes = map[string][]string{
-	ProviderMicrosoft + "/" + FlowDelegated: {
+// providerFlow keys what depends on both the provider and the flow.
+type providerFlow struct {
+	p Provider
+	f Flow
+}
+
+// defaultScopes are the scopes each provider and flow needs; generic has
+// none.
+var defaultScopes = map[providerFlow][]string{
+	{ProviderMicrosoft, FlowDelegated}: {
 		"https://outlook.office.com/IMAP.AccessAsUser.All",
 		"https://outlook.office.com/SMTP.Send",
 		"offline_access", // without it there is no refresh token
@@ -43,9 +50,9 @@ var defaultScopes = map[string][]string{
 		// check it is the mailbox being linked (OpenID Connect Core 3.1.2).
 		"openid", "email", "profile",
 	},
-	ProviderMicrosoft + "/" + FlowApp:    {"https://outlook.office365.com/.default"},
-	ProviderGoogle + "/" + FlowDelegated: {"https://mail.google.com/", "openid", "email"},
-	ProviderGoogle + "/" + FlowApp:       {"https://mail.google.com/"},
+	{ProviderMicrosoft, FlowApp}:    {"https://outlook.office365.com/.default"},
+	{ProviderGoogle, FlowDelegated}: {"https://mail.google.com/", "openid", "email"},
+	{ProviderGoogle, FlowApp}:       {"https://mail.google.com/"},
 }
 
 // build applies defaults to raw and makes relative paths relative to the
@@ -142,8 +149,8 @@ func defaultTLS(c *Config) {
 }
 
 func defaultOAuth(o *OAuth) {
-	o.Provider = strings.ToLower(o.Provider)
-	o.Flow = strings.ToLower(o.Flow)
+	o.Provider = lower(o.Provider)
+	o.Flow = lower(o.Flow)
 	if o.Flow == "" {
 		o.Flow = FlowDelegated
 	}
@@ -151,7 +158,7 @@ func defaultOAuth(o *OAuth) {
 		o.RedirectURL = DefaultRedirectURL
 	}
 	if len(o.Scopes) == 0 { // "scopes: []" as in the documented example also means the default
-		o.Scopes = slices.Clone(defaultScopes[o.Provider+"/"+o.Flow])
+		o.Scopes = slices.Clone(defaultScopes[providerFlow{o.Provider, o.Flow}])
 	}
 }
 
@@ -162,11 +169,11 @@ func defaultUpstream(u, def Upstream) Upstream {
 	if u.Address == "" {
 		u.Address = def.Address
 	}
-	u.TLS = strings.ToLower(u.TLS)
+	u.TLS = lower(u.TLS)
 	if u.TLS == "" {
 		u.TLS = def.TLS
 	}
-	u.Mechanism = strings.ToLower(u.Mechanism)
+	u.Mechanism = lower(u.Mechanism)
 	if u.Mechanism == "" {
 		u.Mechanism = MechXOAUTH2
 	}
@@ -178,14 +185,18 @@ func defaultLog(l *Log) {
 	if l.Level == "" {
 		l.Level = "info"
 	}
-	l.Format = strings.ToLower(l.Format)
+	l.Format = lower(l.Format)
 	if l.Format == "" {
-		l.Format = "text"
+		l.Format = LogText
 	}
 }
 
 func lowerModes(ls []Listener) {
 	for i := range ls {
-		ls[i].TLS = strings.ToLower(ls[i].TLS)
+		ls[i].TLS = lower(ls[i].TLS)
 	}
 }
+
+// lower is strings.ToLower for the typed values: the file may say
+// "STARTTLS" or "Microsoft", the rest of mailgate sees only the constants.
+func lower[T ~string](s T) T { return T(strings.ToLower(string(s))) }

@@ -133,7 +133,7 @@ func (d *doc) checkListener(key string, l Listener) error {
 	return d.checkVersion(key+".min_version", l.MinVersion)
 }
 
-func (d *doc) checkMode(key, mode string) error {
+func (d *doc) checkMode(key string, mode TLSMode) error {
 	switch mode {
 	case TLSImplicit, TLSStartTLS, TLSNone:
 		return nil
@@ -235,7 +235,7 @@ func (d *doc) checkLog(c *Config) error {
 	default:
 		return d.errorf("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
 	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
+	if c.Log.Format != LogText && c.Log.Format != LogJSON {
 		return d.errorf("log.format", "unknown format %q (want text or json)", c.Log.Format)
 	}
 	return nil
