@@ -27,7 +27,7 @@ const devHello = "From: demo@mailgate.test\r\nTo: demo@mailgate.test\r\nSubject:
 // it: a refresh token issued by the identity provider, sealed in the store.
 func (d *daemon) devBanner(e *env, st *devStack) error {
 	rt := st.idp.IssueRefreshToken(devMailbox)
-	if err := d.store.SaveRefreshToken("generic", devMailbox, rt); err != nil {
+	if err := d.store.SaveRefreshToken(string(provider(d.cfg.OAuth.Provider)), devMailbox, rt); err != nil {
 		return err
 	}
 	p, secret, err := d.store.CreatePassword(devMailbox, "serve -dev", nil, time.Time{})

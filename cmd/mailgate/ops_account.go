@@ -43,7 +43,7 @@ func opAccountLink(ctx context.Context, s *service, args json.RawMessage, c conv
 	if err := s.needOAuth(); err != nil {
 		return nil, err
 	}
-	if s.cfg.OAuth.Flow == "app" {
+	if flow(s.cfg.OAuth.Flow) == oauth.App {
 		return nil, withHint(errors.New("oauth.flow is app: mailboxes use the organisation's grant and need no link"),
 			"issue app passwords directly with \"mailgate password create\"")
 	}
@@ -71,7 +71,8 @@ func opAccountLink(ctx context.Context, s *service, args json.RawMessage, c conv
 // a generic provider that has an authorization endpoint but no device one.
 func (s *service) usesCodeFlow() bool {
 	o := s.cfg.OAuth
-	return o.Provider == "google" || (o.Provider == "generic" && o.DeviceAuthorizationURL == "" && o.AuthURL != "")
+	p := provider(o.Provider)
+	return p == oauth.Google || (p == oauth.Generic && o.DeviceAuthorizationURL == "" && o.AuthURL != "")
 }
 
 func (s *service) linkDevice(ctx context.Context, mailbox string, c conv) error {

@@ -75,7 +75,7 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	}
 	var specs []frontSpec
 	add := func(proto string, l config.Listener, build func(*tls.Config) server) error {
-		mode, err := proxy.ParseTLSMode(l.TLS)
+		mode, err := proxy.ParseTLSMode(string(l.TLS))
 		if err != nil {
 			return err
 		}

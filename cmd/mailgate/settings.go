@@ -38,11 +38,11 @@ func endpoints(ls []config.Listener) []endpoint {
 }
 
 // securityLabel names a TLS mode the way Outlook and Apple Mail do.
-func securityLabel(mode string) string {
+func securityLabel(mode config.TLSMode) string {
 	switch mode {
-	case "implicit":
+	case config.TLSImplicit:
 		return "SSL/TLS"
-	case "starttls":
+	case config.TLSStartTLS:
 		return "STARTTLS"
 	}
 	return "none"

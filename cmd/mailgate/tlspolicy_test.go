@@ -45,7 +45,7 @@ func policyListener(t *testing.T, minVersion string) (string, *bytes.Buffer) {
 	}
 	cfg := &config.Config{TLS: config.TLS{MinVersion: config.DefaultMinVersion}}
 	var logs bytes.Buffer
-	tc, err := serverTLS(cfg, config.Listener{Address: "127.0.0.1:0", TLS: "implicit", MinVersion: minVersion},
+	tc, err := serverTLS(cfg, config.Listener{Address: "127.0.0.1:0", TLS: config.TLSImplicit, MinVersion: minVersion},
 		certs, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 
 	"mailgate/config"
 	"mailgate/proxy"
@@ -35,7 +34,7 @@ func newService(cfg *config.Config, st *store.Store, tr *proxy.Tracker, log *slo
 func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Manager, error) {
 	o := cfg.OAuth
 	opts := &oauth.Options{
-		Provider: o.Provider, Flow: o.Flow, Tenant: o.Tenant,
+		Provider: provider(o.Provider), Flow: flow(o.Flow), Tenant: o.Tenant,
 		ClientID: o.ClientID, ClientSecret: o.ClientSecret,
 		TokenURL: o.TokenURL, DeviceAuthURL: o.DeviceAuthorizationURL,
 		AuthURL: o.AuthURL, RedirectURL: o.RedirectURL, Scopes: o.Scopes,
@@ -65,7 +64,7 @@ func verifyMailbox(up proxy.Upstream) func(ctx context.Context, mailbox, token s
 // newLogger builds the daemon's logger from the log section.
 func newLogger(l config.Log, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
-	if l.Format == "json" {
+	if l.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -74,10 +73,6 @@ func newLogger(l config.Log, w io.Writer) *slog.Logger {
 // upstream turns an upstream section into proxy.Upstream; the certificate
 // is verified against the system roots plus ca_file, never switched off.
 func upstream(u config.Upstream) (proxy.Upstream, error) {
-	mode, err := proxy.ParseTLSMode(u.TLS)
-	if err != nil {
-		return proxy.Upstream{}, err
-	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
@@ -93,7 +88,7 @@ func upstream(u config.Upstream) (proxy.Upstream, error) {
 	}
 	// The session cache lets logins resume TLS with the upstream instead of
 	// a full handshake with certificate verification each time.
-	return proxy.Upstream{Address: u.Address, TLS: mode, Mechanism: proxy.Mechanism(strings.ToUpper(u.Mechanism)),
+	return proxy.Upstream{Address: u.Address, TLS: tlsMode(u.TLS), Mechanism: mechanism(u.Mechanism),
 		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
 			ClientSessionCache: tls.NewLRUClientSessionCache(0)}}, nil
 }
@@ -101,7 +96,7 @@ func upstream(u config.Upstream) (proxy.Upstream, error) {
 // serverTLS is a listener's TLS config: the shared reloadable certificate,
 // the listener's minimum version and cipher policy (see tlsPolicy).
 func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, log *slog.Logger) (*tls.Config, error) {
-	if l.TLS == "none" {
+	if l.TLS == config.TLSNone {
 		return nil, nil
 	}
 	if certs == nil {
@@ -129,7 +124,7 @@ func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, l
 func loadCerts(cfg *config.Config) (*proxy.CertLoader, error) {
 	need := ""
 	for _, l := range append(slices.Clone(cfg.IMAP.Listen), cfg.SMTP.Listen...) {
-		if l.TLS != "none" {
+		if l.TLS != config.TLSNone {
 			need = l.Address
 		}
 	}
@@ -162,4 +157,47 @@ func newLimits(l config.Limits) *proxy.Limits {
 		ConnsPerIP: l.ConnectionsPerIP, MaxConns: l.Connections,
 		SessionsPerMailbox: l.UpstreamSessionsPerMailbox, Trusted: l.TrustedNetworks,
 	})
+}
+
+// tlsMode converts a TLS mode that config has checked. Anything else, which
+// config does not let through, gets the strictest mode rather than none.
+func tlsMode(m config.TLSMode) proxy.TLSMode {
+	switch m {
+	case config.TLSStartTLS:
+		return proxy.TLSStartTLS
+	case config.TLSNone:
+		return proxy.TLSNone
+	}
+	return proxy.TLSImplicit
+}
+
+// mechanism converts the upstream's SASL mechanism; XOAUTH2 is the default
+// of both config and proxy.
+func mechanism(m config.Mechanism) proxy.Mechanism {
+	if m == config.MechOAUTHBEARER {
+		return proxy.MechOAuthBearer
+	}
+	return proxy.MechXOAUTH2
+}
+
+// provider converts the OAuth provider; "" (which config does not let
+// through) makes oauth.New fail.
+func provider(p config.Provider) oauth.Provider {
+	switch p {
+	case config.ProviderMicrosoft:
+		return oauth.Microsoft
+	case config.ProviderGoogle:
+		return oauth.Google
+	case config.ProviderGeneric:
+		return oauth.Generic
+	}
+	return ""
+}
+
+// flow converts the OAuth flow; "" means oauth's default, delegated.
+func flow(f config.Flow) oauth.Flow {
+	if f == config.FlowApp {
+		return oauth.App
+	}
+	return oauth.Delegated
 }
