@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -40,34 +41,35 @@ type rawAccounts struct {
 // doc remembers where each key of the file is, so that errors found after
 // decoding still name their line.
 type doc struct {
-	file    string
-	lines   map[string]int // key path -> line of the key (or of the list item)
-	entries []entry        // in file order, to place yaml's own errors
-}
-
-type entry struct {
-	path string
-	name string // the key, or "" for a list item
-	val  *yaml.Node
+	file  string
+	lines map[string]int // key path -> line of the key (or of the list item)
 }
 
 // decode reads exactly one YAML document into a rawConfig, refusing unknown
-// keys. It decodes twice: once into a yaml.Node for line numbers (Node.Decode
-// cannot refuse unknown keys), once into rawConfig with KnownFields(true).
+// keys. The document is read into a yaml.Node, whose lines place every
+// error; check refuses what yaml's KnownFields would (Node.Decode has no
+// such option), then the node is decoded.
 func decode(name string, data []byte) (*doc, *rawConfig, error) {
 	d := &doc{file: name, lines: map[string]int{}}
-	root, err := d.document(data)
+	top, err := d.document(data)
 	if err != nil {
 		return nil, nil, err
 	}
-	d.walk(root, "")
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
+	d.walk(top, "")
+	if err := d.check(top, reflect.TypeFor[rawConfig]()); err != nil {
+		return nil, nil, err
+	}
 	var raw rawConfig
-	if err := dec.Decode(&raw); err != nil {
+	if err := top.Decode(&raw); err != nil {
 		return nil, nil, d.yamlError(err)
 	}
 	return d, &raw, nil
+}
+
+// yamlError wraps an error that only yaml's text describes (a syntax error,
+// a recursive alias), unchanged: that text carries its own line.
+func (d *doc) yamlError(err error) error {
+	return &Error{File: d.file, Err: err}
 }
 
 // document returns the top-level mapping of the only document in data.
@@ -106,23 +108,22 @@ func (d *doc) walk(n *yaml.Node, path string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := joinKey(path, k.Value)
-			d.record(p, k.Value, k.Line, v)
+			d.record(p, k.Line)
 			d.walk(v, p)
 		}
 	case yaml.SequenceNode:
 		for i, v := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			d.record(p, "", v.Line, v)
+			d.record(p, v.Line)
 			d.walk(v, p)
 		}
 	}
 }
 
-func (d *doc) record(path, name string, line int, v *yaml.Node) {
+func (d *doc) record(path string, line int) {
 	if _, dup := d.lines[path]; !dup {
 		d.lines[path] = line
 	}
-	d.entries = append(d.entries, entry{path: path, name: name, val: v})
 }
 
 func joinKey(path, key string) string {
