@@ -1,9 +1,14 @@
 // Command mailgate-bench measures mailgate against the direct path to a real
 // Dovecot/Postfix upstream on loopback, TLS on both legs: FETCH and APPEND
 // throughput (and a plain TCP relay as the floor), login latency (also with
-// the upstream 40 ms away in a network namespace), login rate, memory and
-// CPU of idle sessions, and SMTP submission. It prints a table and writes
-// the table and JSON next to -out.
+// the upstream 40 ms away), login rate, memory and CPU of idle sessions, and
+// SMTP submission. It prints a table and writes the table and JSON next to
+// -out.
+//
+// What it measures is the real binary: it builds cmd/mailgate, writes a
+// config file for each daemon it needs, links the mailbox and issues the app
+// password with the mailgate CLI, and runs "mailgate serve -config FILE".
+// Memory, CPU and goroutines are read from that process.
 //
 // Usage:
 //
@@ -37,11 +42,10 @@ type config struct {
 	dovecotSessions int
 	devupSessions   int
 	idleWindow      time.Duration
-	warm            int
 	far             bool
 	cpuprofile      string
+	heapprofile     string
 	only            string // comma-separated row groups; "" means all
-	noTLSResume     bool
 }
 
 // wants reports whether the row group name is to be measured.
@@ -52,7 +56,14 @@ func (c *config) wants(name string) bool {
 func defaults() *config {
 	return &config{fetchMB: 200, appendMB: 50, passes: 3, logins: 300, rateFor: 5 * time.Second,
 		rateLevels: []int{5, 10, 20, 50}, smtpMsgs: 200, bigMB: 30,
-		dovecotSessions: 1000, devupSessions: 10000, idleWindow: 10 * time.Second, warm: 2, far: true}
+		dovecotSessions: 1000, devupSessions: 10000, idleWindow: 10 * time.Second, far: true}
+}
+
+// sessionLimit is what the daemons' limits are raised to (connections,
+// connections_per_ip, upstream_sessions_per_mailbox): every session the
+// bench holds is of one mailbox from one address.
+func (c *config) sessionLimit() int {
+	return max(c.dovecotSessions, c.devupSessions, slices.Max(c.rateLevels)) + 1000
 }
 
 // quick scales everything down for CI-size runs and the smoke test.
@@ -63,16 +74,9 @@ func (c *config) quick() {
 }
 
 func main() {
-	if os.Getenv(childEnv) != "" {
-		if err := runChild(); err != nil {
-			fmt.Fprintln(os.Stderr, "mailgate-bench child:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if files := os.Getenv(devupEnv); files != "" {
-		if err := runDevup(files); err != nil {
-			fmt.Fprintln(os.Stderr, "mailgate-bench devup:", err)
+	if spec := os.Getenv(helperEnv); spec != "" {
+		if err := runHelper(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "mailgate-bench helper:", err)
 			os.Exit(1)
 		}
 		return
@@ -86,11 +90,9 @@ func main() {
 	flag.IntVar(&cfg.logins, "logins", cfg.logins, "sequential logins for latency")
 	flag.IntVar(&cfg.dovecotSessions, "dovecot-sessions", cfg.dovecotSessions, "idle sessions against Dovecot")
 	flag.IntVar(&cfg.devupSessions, "devup-sessions", cfg.devupSessions, "idle sessions against the in-process upstream")
-	flag.IntVar(&cfg.warm, "warm", cfg.warm, "mailgate's warm upstream connections (imap.Options.WarmUpstreams)")
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate and smtp rows (pick with -only)")
-	flag.BoolVar(&cfg.noTLSResume, "no-tls-resume", false, "mailgate without a TLS session cache towards the upstream")
-	flag.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate and smtp rows (pick with -only); builds mailgate with a profile hook")
+	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open; builds mailgate with a profile hook")
 	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,idle,far")
 	flag.Parse()
 	if *quick {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,10 +22,13 @@ const (
 	nsAddr     = "10.231.77.2"
 )
 
-// farUpstream is the namespace and the forwarder in it.
+// farUpstream is the namespace, the forwarder in it, and a loopback
+// forwarder to that one: mailgate checks the upstream's certificate against
+// the address it dials, and the stack's certificate names loopback
+// addresses only.
 type farUpstream struct {
 	ns, veth string
-	ln       net.Listener
+	ln, lo   net.Listener
 }
 
 // startFar creates the namespace and the forwarder to target. It fails when
@@ -58,16 +60,23 @@ func startFar(target string) (*farUpstream, error) {
 		return nil, err
 	}
 	f.ln = ln
-	go forward(ln, target)
+	go relayTCP(ln, target)
+	if f.lo, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		f.stop()
+		return nil, err
+	}
+	go relayTCP(f.lo, ln.Addr().String())
 	return f, nil
 }
 
-// addr is the far upstream's address.
-func (f *farUpstream) addr() string { return f.ln.Addr().String() }
+// loopback is the far upstream's address on loopback.
+func (f *farUpstream) loopback() string { return f.lo.Addr().String() }
 
 func (f *farUpstream) stop() {
-	if f.ln != nil {
-		f.ln.Close()
+	for _, ln := range []net.Listener{f.ln, f.lo} {
+		if ln != nil {
+			ln.Close()
+		}
 	}
 	exec.Command("ip", "link", "del", f.veth+"h").Run()
 	exec.Command("ip", "netns", "del", f.ns).Run()
@@ -100,24 +109,4 @@ func listenInNS(ns, addr string) (net.Listener, error) {
 	}()
 	r := <-ch
 	return r.ln, r.err
-}
-
-// forward copies each connection to target on loopback.
-func forward(ln net.Listener, target string) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
-			io.Copy(c, u)
-		}()
-	}
 }

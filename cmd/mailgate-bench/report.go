@@ -45,7 +45,8 @@ func newReport(cfg *config) *report {
 	return &report{Machine: machine(), When: time.Now().UTC().Truncate(time.Second),
 		Rates: map[string][]rateResult{},
 		Config: map[string]any{"fetch_mib": cfg.fetchMB, "append_mib": cfg.appendMB, "passes": cfg.passes,
-			"logins": cfg.logins, "warm_upstreams": cfg.warm}}
+			"logins": cfg.logins, "dovecot_sessions": cfg.dovecotSessions,
+			"devup_sessions": cfg.devupSessions, "limits": cfg.sessionLimit(), "race": raceEnabled}}
 }
 
 func (r *report) add(x row) { r.Rows = append(r.Rows, x) }
@@ -71,11 +72,11 @@ func (r *report) table() string {
 		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2fx | %s | %s |\n",
 			x.Name, x.Unit, x.Direct, x.Mailgate, x.Ratio(), relay, x.Note)
 	}
-	b.WriteString("\n| idle sessions (TLS both legs) | upstream | RSS KiB/session | Go heap+stack KiB/session | goroutines/session | CPU while idle | open time |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| idle sessions (TLS both legs) | upstream | RSS KiB/session | goroutines/session | CPU while idle | open time |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|\n")
 	for _, i := range r.Idle {
-		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.2f | %.2f%% of a core | %.1f s |\n",
-			i.Sessions, i.Upstream, i.RSSPerKiB, i.HeapPerKiB, i.GoroutinesPS, i.IdleCPUPct, i.OpenSeconds)
+		fmt.Fprintf(&b, "| %d | %s | %.1f | %.2f | %.2f%% of a core | %.1f s |\n",
+			i.Sessions, i.Upstream, i.RSSPerKiB, i.GoroutinesPS, i.IdleCPUPct, i.OpenSeconds)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"slices"
@@ -150,5 +149,3 @@ func median(v []float64) float64 {
 
 // message10k returns a 10 KB message for the SMTP rate.
 func message10k() []byte { return message(0, 10<<10) }
-
-var _ = bytes.NewReader
