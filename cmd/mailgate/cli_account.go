@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"mailgate/proxy/admin"
 )
 
 func cmdAccountLink(e *env, args []string) error {
@@ -19,7 +21,7 @@ func cmdAccountLink(e *env, args []string) error {
 	onEvent := func(ev json.RawMessage) (string, error) {
 		return e.linkEvent(f.json, rest[0], ev, in)
 	}
-	raw, err := e.call(f, "account.link", map[string]string{"mailbox": rest[0]}, onEvent)
+	raw, err := e.call(f, "account.link", admin.LinkArgs{Mailbox: rest[0]}, onEvent)
 	if err != nil {
 		return err
 	}
@@ -35,8 +37,8 @@ func cmdAccountLink(e *env, args []string) error {
 // the admin pastes back.
 func (e *env) linkEvent(asJSON bool, mailbox string, raw json.RawMessage, in *bufio.Reader) (string, error) {
 	var ev struct {
-		deviceEvent
-		authorizeEvent
+		admin.DeviceCodeEvent
+		admin.AuthorizeEvent
 	}
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return "", err
@@ -67,7 +69,7 @@ func cmdAccountList(e *env, args []string) error {
 	if _, err := f.parse(args, exactly(0), ""); err != nil {
 		return err
 	}
-	raw, err := e.call(f, "account.list", struct{}{}, nil)
+	raw, err := e.call(f, "account.list", admin.ListAccountsArgs{}, nil)
 	if err != nil {
 		return err
 	}
@@ -75,7 +77,7 @@ func cmdAccountList(e *env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	var as []accountJSON
+	var as []admin.Account
 	if err := json.Unmarshal(raw, &as); err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ func cmdAccountList(e *env, args []string) error {
 	return tw.Flush()
 }
 
-func accountState(a accountJSON) string {
+func accountState(a admin.Account) string {
 	switch {
 	case a.NeedsRelink:
 		return "needs re-link: " + a.Reason
@@ -108,7 +110,7 @@ func cmdAccountUnlink(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := e.call(f, "account.unlink", map[string]string{"mailbox": rest[0]}, nil)
+	raw, err := e.call(f, "account.unlink", admin.UnlinkArgs{Mailbox: rest[0]}, nil)
 	if err != nil {
 		return err
 	}
@@ -116,7 +118,7 @@ func cmdAccountUnlink(e *env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	var r unlinkResult
+	var r admin.UnlinkResult
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return err
 	}

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"mailgate/proxy/admin"
 )
 
 func cmdConfigCheck(e *env, args []string) error {
@@ -35,7 +35,7 @@ func cmdStoreBackup(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := e.call(f, "store.backup", map[string]string{"path": path}, nil)
+	raw, err := e.call(f, "store.backup", admin.BackupArgs{Path: path}, nil)
 	if err != nil {
 		return err
 	}
@@ -43,49 +43,10 @@ func cmdStoreBackup(e *env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	var r backupResult
+	var r admin.BackupResult
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d bytes); keep it with the key file, without which its tokens cannot be read\n", r.Path, r.Bytes)
 	return nil
-}
-
-type backupResult struct {
-	Path  string `json:"path"`
-	Bytes int64  `json:"bytes"`
-}
-
-// opStoreBackup writes a consistent copy of the database (bbolt Tx.WriteTo
-// in a read transaction, so logins go on) next to the target and renames it
-// into place, mode 0600 like the database itself.
-func opStoreBackup(ctx context.Context, s *service, args json.RawMessage, _ conv) (any, error) {
-	var a struct {
-		Path string `json:"path"`
-	}
-	if err := decodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	if !filepath.IsAbs(a.Path) {
-		return nil, usageErrorf("store backup: path must be absolute")
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(a.Path), ".mailgate-backup-*")
-	if err != nil {
-		return nil, fmt.Errorf("store backup: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	n, err := s.store.Backup(tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), a.Path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store backup: %w", err)
-	}
-	return backupResult{Path: a.Path, Bytes: n}, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"mailgate/proxy/admin"
 )
 
 func cmdPasswordCreate(e *env, args []string) error {
@@ -25,7 +27,7 @@ func cmdPasswordCreate(e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("password create: -expires: %v", err)
 	}
-	a := createArgs{Mailbox: rest[0], Name: *name, Scopes: splitList(*scope), Expires: exp}
+	a := admin.CreateArgs{Mailbox: rest[0], Name: *name, Scopes: splitList(*scope), Expires: exp}
 	raw, err := e.call(f, "password.create", a, nil)
 	if err != nil {
 		return err
@@ -34,7 +36,7 @@ func cmdPasswordCreate(e *env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	var res createResult
+	var res admin.CreateResult
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return err
 	}
@@ -42,9 +44,9 @@ func cmdPasswordCreate(e *env, args []string) error {
 	return nil
 }
 
-func printCreated(e *env, r *createResult) {
+func printCreated(e *env, r *admin.CreateResult) {
 	w := e.stdout
-	fmt.Fprintf(w, "App password for %s (%q), shown only this once:\n\n    %s\n\n", r.Mailbox, r.Name, r.Password)
+	fmt.Fprintf(w, "App password for %s (%q), shown only this once:\n\n    %s\n\n", r.Mailbox, r.Name, r.Secret)
 	fmt.Fprintf(w, "Enter it in the mail client with these settings:\n")
 	fmt.Fprintf(w, "  user name:        %s\n  password:         the app password above\n", r.Mailbox)
 	for _, ep := range r.Settings.IMAP {
@@ -63,9 +65,7 @@ func cmdPasswordList(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var a struct {
-		Mailbox string `json:"mailbox"`
-	}
+	var a admin.ListArgs
 	if len(rest) == 1 {
 		a.Mailbox = rest[0]
 	}
@@ -77,7 +77,7 @@ func cmdPasswordList(e *env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	var ps []passwordJSON
+	var ps []admin.AppPassword
 	if err := json.Unmarshal(raw, &ps); err != nil {
 		return err
 	}
@@ -100,8 +100,7 @@ func cmdPasswordRevoke(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	a := map[string]string{"mailbox": rest[0], "id": rest[1]}
-	return e.printRevoked(f, "password.revoke", a)
+	return e.printRevoked(f, "password.revoke", admin.RevokeArgs{Mailbox: rest[0], ID: rest[1]})
 }
 
 func cmdPasswordRevokeAll(e *env, args []string) error {
@@ -110,7 +109,7 @@ func cmdPasswordRevokeAll(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.printRevoked(f, "password.revoke-all", map[string][]string{"mailboxes": rest})
+	return e.printRevoked(f, "password.revoke-all", admin.RevokeAllArgs{Mailboxes: rest})
 }
 
 func (e *env) printRevoked(f *flags, op string, args any) error {
@@ -122,7 +121,7 @@ func (e *env) printRevoked(f *flags, op string, args any) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	var res revokeResult
+	var res admin.RevokeResult
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return err
 	}
@@ -174,7 +173,7 @@ func fmtTime(t *time.Time, zero string) string {
 	return t.Local().Format(time.DateTime)
 }
 
-func fmtLastUse(u *lastUseJSON) string {
+func fmtLastUse(u *admin.LastUse) string {
 	if u == nil {
 		return "never"
 	}

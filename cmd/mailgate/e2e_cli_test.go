@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
+
+	"mailgate/proxy/admin"
 )
 
 // cli runs the mailgate CLI as an admin would, with $MAILGATE_CONFIG set.
@@ -102,9 +104,9 @@ func (e *e2e) mustLink(mailbox string) {
 }
 
 // account returns the "account list -json" row of mailbox.
-func (e *e2e) account(mailbox string) accountJSON {
+func (e *e2e) account(mailbox string) admin.Account {
 	e.t.Helper()
-	var as []accountJSON
+	var as []admin.Account
 	out := e.mustCLI("account", "list", "-json")
 	if err := json.Unmarshal([]byte(out), &as); err != nil {
 		e.t.Fatalf("account list -json: %v: %q", err, out)
@@ -115,7 +117,7 @@ func (e *e2e) account(mailbox string) accountJSON {
 		}
 	}
 	e.t.Fatalf("no %s in account list: %s", mailbox, out)
-	return accountJSON{}
+	return admin.Account{}
 }
 
 // user links a fresh mailbox and issues it an app password.

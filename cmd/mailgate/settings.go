@@ -5,41 +5,32 @@ import (
 	"strconv"
 
 	"mailgate/config"
+	"mailgate/proxy/admin"
 )
 
-// settings are what a mail user enters in the client, derived from the
-// listeners so they stay true when the admin changes ports.
-type settings struct {
-	Hostname string     `json:"hostname"`
-	IMAP     []endpoint `json:"imap"`
-	SMTP     []endpoint `json:"smtp"`
+// clientSettings are what a mail user enters in the client, derived from
+// the listeners so they stay true when the admin changes ports.
+func clientSettings(cfg *config.Config) admin.Settings {
+	return admin.Settings{Hostname: cfg.Hostname, IMAP: endpoints(cfg.IMAP.Listen), SMTP: endpoints(cfg.SMTP.Listen)}
 }
 
-type endpoint struct {
-	Port     int    `json:"port"`
-	Security string `json:"security"` // as clients label it
-}
-
-func clientSettings(cfg *config.Config) settings {
-	return settings{Hostname: cfg.Hostname, IMAP: endpoints(cfg.IMAP.Listen), SMTP: endpoints(cfg.SMTP.Listen)}
-}
-
-func endpoints(ls []config.Listener) []endpoint {
-	out := []endpoint{}
+func endpoints(ls []config.Listener) []admin.Endpoint {
+	out := []admin.Endpoint{}
 	for _, l := range ls {
 		_, p, err := net.SplitHostPort(l.Address)
 		port, _ := strconv.Atoi(p)
 		if err != nil || port == 0 {
 			continue
 		}
-		out = append(out, endpoint{Port: port, Security: securityLabel(l.TLS)})
+		out = append(out, admin.Endpoint{Port: port, Security: securityLabel(l)})
 	}
 	return out
 }
 
-// securityLabel names a TLS mode the way Outlook and Apple Mail do.
-func securityLabel(mode config.TLSMode) string {
-	switch mode {
+// securityLabel names a listener's TLS mode the way Outlook and Apple
+// Mail do.
+func securityLabel(l config.Listener) string {
+	switch l.TLS {
 	case config.TLSImplicit:
 		return "SSL/TLS"
 	case config.TLSStartTLS:

@@ -7,59 +7,37 @@ package main
 //     one object per line for streams) with -json;
 //   - exit 0 ok, 1 operational error, 2 usage error;
 //   - secrets (app passwords) are printed once, to stdout only, never logged.
+//
+// Errors with an exit code and a hint are admin.Error values, whether the
+// admin operation ran here, in the daemon, or the CLI itself refused.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+
+	"mailgate/proxy/admin"
 )
 
-// exitError carries an exit code and an optional hint.
-type exitError struct {
-	code int
-	err  error
-	hint string
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 // usageErrorf reports a usage error (exit 2).
-func usageErrorf(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...), hint: "run \"mailgate help\" for usage"}
-}
+func usageErrorf(format string, args ...any) error { return admin.Usagef(format, args...) }
 
 // withHint attaches a hint to an operational error (exit 1).
-func withHint(err error, hint string) error {
-	return &exitError{code: 1, err: err, hint: hint}
-}
+func withHint(err error, hint string) error { return admin.WithHint(err, hint) }
 
 // report prints err and returns the process exit code.
 func report(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
-	code, hint := 1, ""
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code, hint = ee.code, ee.hint
+	code, hint := admin.CodeFailed, ""
+	var ae *admin.Error
+	if errors.As(err, &ae) {
+		code, hint = ae.Code, ae.Hint
 	}
 	fmt.Fprintf(stderr, "mailgate: %v\n", err)
 	if hint != "" {
 		fmt.Fprintf(stderr, "mailgate: hint: %s\n", hint)
 	}
 	return code
-}
-
-// printJSON writes v as one line of JSON.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
-
-func warnf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "mailgate: warning: "+format+"\n", args...)
 }
