@@ -17,22 +17,14 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "devel"
 
-const usage = `usage: mailgate COMMAND [flags] [args]
+// usageHead and usageTail frame the command list of the usage text, which
+// usage builds from the commands table.
+const usageHead = `usage: mailgate COMMAND [flags] [args]
 
 Commands:
-  serve [-dev]                          run the daemon
-  config check                          validate the config file and exit
-  password create -name NAME [-scope imap,smtp] [-expires 90d] MAILBOX
-                                        issue an app password (shown once)
-  password list [MAILBOX]               list app passwords (never the secret)
-  password revoke MAILBOX ID            delete one app password, end its sessions
-  password revoke-all MAILBOX...        delete every app password of the mailboxes
-  account link MAILBOX                  sign the mailbox in at the provider
-  account list                          show linked mailboxes and their state
-  account unlink MAILBOX                delete the mailbox's refresh token
-  store backup FILE                     write a consistent copy of the database
-  version                               print the version
+`
 
+const usageTail = `
 Every command takes -config FILE (default $MAILGATE_CONFIG, else ./mailgate.yaml);
 the admin commands take -json for scripts. They talk to the running daemon over
 its admin socket, or open the store themselves when no daemon runs.
@@ -61,29 +53,54 @@ type env struct {
 
 // command is one entry of the command table.
 type command struct {
-	name string // "password create"
+	name string // "password create"; an admin operation's is its name with a space for the dot
+	args string // its flags and arguments in the usage text
+	help string // what it does, one line in the usage text
 	run  func(e *env, args []string) error
 }
 
+// commands is the command table, the one place that lists the commands;
+// the usage text is built from it.
 var commands = []command{
-	{"serve", cmdServe},
-	{"config check", cmdConfigCheck},
-	{"password create", cmdPasswordCreate},
-	{"password list", cmdPasswordList},
-	{"password revoke", cmdPasswordRevoke},
-	{"password revoke-all", cmdPasswordRevokeAll},
-	{"account link", cmdAccountLink},
-	{"account list", cmdAccountList},
-	{"account unlink", cmdAccountUnlink},
-	{"store backup", cmdStoreBackup},
-	{"version", cmdVersion},
+	{"serve", "[-dev]", "run the daemon", cmdServe},
+	{"config check", "", "validate the config file and exit", cmdConfigCheck},
+	{"password create", "-name NAME [-scope imap,smtp] [-expires 90d] MAILBOX",
+		"issue an app password (shown once)", cmdPasswordCreate},
+	{"password list", "[MAILBOX]", "list app passwords (never the secret)", cmdPasswordList},
+	{"password revoke", "MAILBOX ID", "delete one app password, end its sessions", cmdPasswordRevoke},
+	{"password revoke-all", "MAILBOX...", "delete every app password of the mailboxes", cmdPasswordRevokeAll},
+	{"account link", "MAILBOX", "sign the mailbox in at the provider", cmdAccountLink},
+	{"account list", "", "show linked mailboxes and their state", cmdAccountList},
+	{"account unlink", "MAILBOX", "delete the mailbox's refresh token", cmdAccountUnlink},
+	{"store backup", "FILE", "write a consistent copy of the database", cmdStoreBackup},
+	{"version", "", "print the version", cmdVersion},
+}
+
+// usageWidth is the width of the usage text's command column; a longer
+// command puts its help on the next line.
+const usageWidth = 37
+
+// usage is the text "mailgate help" prints.
+func usage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for _, c := range commands {
+		line := strings.TrimSpace(c.name + " " + c.args)
+		if len(line) > usageWidth {
+			fmt.Fprintf(&b, "  %s\n  %*s %s\n", line, usageWidth, "", c.help)
+		} else {
+			fmt.Fprintf(&b, "  %-*s %s\n", usageWidth, line, c.help)
+		}
+	}
+	b.WriteString(usageTail)
+	return b.String()
 }
 
 // run dispatches args to a command and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		if len(args) == 0 {
 			return 2
 		}

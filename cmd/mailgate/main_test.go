@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"mailgate/proxy/admin"
 )
 
 // TestMain lets the scripts run "mailgate" as a real subprocess of the test
@@ -34,6 +38,20 @@ func TestScripts(t *testing.T) {
 			"jsonvar":  cmdJSONVar,
 		},
 	})
+}
+
+// TestCommandsCoverOps: every admin operation has its CLI command, named
+// as the operation with a space for the dot, so the usage text lists it.
+func TestCommandsCoverOps(t *testing.T) {
+	for _, op := range admin.Ops() {
+		name := strings.Replace(op.Name, ".", " ", 1)
+		if !slices.ContainsFunc(commands, func(c command) bool { return c.name == name }) {
+			t.Errorf("admin operation %s has no command %q", op.Name, name)
+		}
+	}
+	if u := usage(); !strings.Contains(u, "  password revoke-all MAILBOX...        delete every app password") {
+		t.Errorf("usage text:\n%s", u)
+	}
 }
 
 // exitcode N PROG ARGS... runs PROG and checks its exit status is N.
