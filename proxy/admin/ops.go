@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 )
 
 // Conv is an operation's side of its conversation with the admin:
@@ -38,7 +39,7 @@ var ops = []Op{
 }
 
 // Ops returns the table of admin operations.
-func Ops() []Op { return ops }
+func Ops() []Op { return slices.Clone(ops) }
 
 // convOp makes a table entry of a method that converses with the admin:
 // its arguments are decoded strictly from JSON.
