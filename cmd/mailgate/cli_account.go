@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -57,11 +58,34 @@ func (e *env) linkEvent(asJSON bool, mailbox string, raw json.RawMessage, in *bu
 		fmt.Fprintf(e.stdout, "To link %s, open this URL in a browser and sign in as that user:\n\n    %s\n\n"+
 			"Then paste the address the browser was sent to (it may show an error page): ", mailbox, ev.AuthorizeURL)
 	}
-	line, err := in.ReadString('\n')
+	line, err := readLine(e.ctx, in)
+	if e.ctx.Err() != nil {
+		return "", e.ctx.Err()
+	}
 	if line = strings.TrimSpace(line); line == "" {
 		return "", usageErrorf("account link: no redirected URL given (%v)", err)
 	}
 	return line, nil
+}
+
+// readLine reads a line from in, or returns when ctx ends first: Ctrl-C
+// at the paste prompt ends the command instead of waiting for Enter.
+func readLine(ctx context.Context, in *bufio.Reader) (string, error) {
+	type read struct {
+		line string
+		err  error
+	}
+	ch := make(chan read, 1)
+	go func() {
+		line, err := in.ReadString('\n')
+		ch <- read{line, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.line, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 func cmdAccountList(e *env, args []string) error {

@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"mailgate/internal/fakeidp"
 )
@@ -144,4 +146,91 @@ func runCLI(t *testing.T, env []string, args ...string) (string, error) {
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// TestAccountLinkInterrupted: Ctrl-C at "account link"'s paste prompt ends
+// the command at once, and the daemon, which was waiting for the pasted
+// line, lets the conversation go: its open descriptors come back to what
+// they were (it used to keep a socket and a goroutine per interrupted link).
+func TestAccountLinkInterrupted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts the daemon's descriptors in /proc")
+	}
+	idp, err := fakeidp.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	cfg := writeLinkConfig(t, idp)
+	env := append(os.Environ(), "MAILGATE_CONFIG="+cfg,
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	d := startDaemon(t, cfg, env)
+	d.listeners(t, 1)
+	pid := d.cmd.Process.Pid
+	base := openFDs(t, pid)
+	for range 3 {
+		interruptLink(t, env, "carol@example.com")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n := openFDs(t, pid); n > base; n = openFDs(t, pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon has %d descriptors open, %d before the interrupted links", n, base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// interruptLink starts "account link", waits for the authorization URL and
+// sends SIGINT, as Ctrl-C at the paste prompt does; the command must end.
+func interruptLink(t *testing.T, env []string, mailbox string) {
+	t.Helper()
+	cmd := exec.Command(mailgateBinary(t), "account", "link", "-json", mailbox)
+	cmd.Env = env
+	stdin, err := cmd.StdinPipe() // open, with nothing typed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "authorize_url") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("first line %q: %v", line, err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		io.Copy(io.Discard, r)
+		done <- cmd.Wait()
+	}()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("account link after Ctrl-C: %v, want exit status 1", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("account link still waits for the pasted URL 10s after Ctrl-C")
+	}
+}
+
+// openFDs counts the descriptors process pid has open.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
 }
