@@ -46,9 +46,8 @@ func idleSessions(d *daemon, cfg *tls.Config, n int, window time.Duration, heapP
 	if heapProfile {
 		d.signal(syscall.SIGUSR2) // the profile hook writes it
 	}
-	// Let the relays settle into their reads and the scavenger return what
-	// the logins left over: not what idle sessions cost.
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // the relays settle into their reads
+	settle(d, 3*window)
 	cpu0, _ := d.cpu()
 	time.Sleep(window)
 	cpu1, _ := d.cpu()
@@ -67,6 +66,24 @@ func idleSessions(d *daemon, cfg *tls.Config, n int, window time.Duration, heapP
 		IdleCPUPct:   100 * (cpu1 - cpu0).Seconds() / window.Seconds(),
 		OpenSeconds:  open.Seconds(),
 	}, nil
+}
+
+// settle waits, at most limit, until the daemon used no CPU for a second.
+// A GC cycle the logins started and the scavenger returning what they left
+// (it paces itself to about 1% of a core) are not what idle sessions cost;
+// the old in-process child forced a GC instead, which a real daemon cannot
+// be asked to do.
+func settle(d *daemon, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	prev, _ := d.cpu()
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		cur, _ := d.cpu()
+		if cur == prev {
+			return
+		}
+		prev = cur
+	}
 }
 
 // openIdle opens n idle sessions, 50 at a time.
