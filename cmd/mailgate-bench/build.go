@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,7 @@ var profileHook []byte
 // "go run ./cmd/mailgate-bench" and "go test" have.
 func buildMailgate(dir string, profile bool) (string, error) {
 	bin := filepath.Join(dir, "mailgate")
-	args := []string{"build", "-o", bin}
+	args := []string{"build", "-buildvcs=auto", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -44,6 +45,30 @@ func buildMailgate(dir string, profile bool) (string, error) {
 	}
 	logf("built %s (race %v, profile hook %v) in %v", mailgatePkg, raceEnabled, profile, time.Since(t0).Round(time.Millisecond))
 	return bin, nil
+}
+
+// binaryRevision is the commit the binary was built from, as "go version
+// -m" reads it from the build info, with "+modified" for a dirty tree; ""
+// outside a git checkout.
+func binaryRevision(bin string) string {
+	out, _ := exec.Command("go", "version", "-m", bin).Output()
+	rev, dirty := "", ""
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 2 && f[0] == "build" && strings.HasPrefix(f[1], "vcs.revision="):
+			rev = strings.TrimPrefix(f[1], "vcs.revision=")
+		case len(f) == 2 && f[1] == "vcs.modified=true":
+			dirty = "+modified"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return ""
+	}
+	return rev + dirty
 }
 
 // writeOverlay writes the profile hook and a go build -overlay file that

@@ -14,7 +14,7 @@ func run(cfg *config) (*report, error) {
 	}
 	defer e.close()
 	rep := newReport(cfg)
-	rep.Notes = append(rep.Notes, daemonNote(cfg))
+	rep.Notes = append(rep.Notes, daemonNote(e))
 	if err := runShared(e, rep); err != nil {
 		return nil, err
 	}
@@ -30,13 +30,17 @@ func run(cfg *config) (*report, error) {
 }
 
 // daemonNote says what the mailgate figures come from.
-func daemonNote(cfg *config) string {
+func daemonNote(e *env) string {
+	cfg := e.cfg
 	build := "go build " + mailgatePkg
 	if raceEnabled {
 		build += " -race"
 	}
 	if cfg.cpuprofile != "" || cfg.heapprofile != "" {
 		build += ", with the bench's profile hook"
+	}
+	if rev := binaryRevision(e.bin); rev != "" {
+		build += ", commit " + rev
 	}
 	return fmt.Sprintf("mailgate is the real binary (%s) run as \"mailgate serve -config FILE\": one implicit-TLS "+
 		"listener per protocol on loopback, the mailbox linked with \"mailgate account link\" and the app password "+
