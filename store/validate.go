@@ -17,24 +17,48 @@ const (
 // maxNameLen is the longest password name, in characters.
 const maxNameLen = 64
 
-// CanonicalMailbox returns the form mailboxes are stored under: trimmed and
-// lower-cased. It rejects an empty address, one without exactly one "@" or
-// with an empty local part or domain, and one with spaces or control
-// characters (ErrInvalid).
+// MaxMailboxLen is the longest mailbox address accepted, in bytes: RFC 5321
+// section 4.5.3.1 allows 64 octets of local part, "@" and 255 of domain.
+const MaxMailboxLen = 320
+
+// CanonicalMailbox returns the one form a mailbox has everywhere in mailgate
+// (store keys, throttle, session limits, logs): trimmed of white space and
+// with ASCII letters lower-cased. Only ASCII is folded: Unicode case mapping
+// would make distinct strings equal (U+212A KELVIN SIGN lower-cases to "k")
+// and depends on tables that change between Go versions. It rejects
+// (ErrInvalid) an empty address, one over MaxMailboxLen bytes, one without
+// exactly one "@" or with an empty local part or domain, and one with inner
+// white space, control characters, NUL or invalid UTF-8.
 func CanonicalMailbox(mailbox string) (string, error) {
-	m := strings.ToLower(strings.TrimSpace(mailbox))
+	m := asciiLower(strings.TrimSpace(mailbox))
 	local, domain, ok := strings.Cut(m, "@")
 	switch {
 	case m == "":
 		return "", fmt.Errorf("%w: empty mailbox", ErrInvalid)
+	case len(m) > MaxMailboxLen:
+		return "", fmt.Errorf("%w: mailbox longer than %d bytes", ErrInvalid, MaxMailboxLen)
+	case !utf8.ValidString(m) || strings.IndexFunc(m, badMailboxRune) >= 0:
+		return "", fmt.Errorf("%w: mailbox %q has spaces or control characters", ErrInvalid, m)
 	case !ok || strings.Contains(domain, "@"):
 		return "", fmt.Errorf("%w: mailbox %q needs exactly one @", ErrInvalid, m)
 	case local == "" || domain == "":
 		return "", fmt.Errorf("%w: mailbox %q needs a local part and a domain", ErrInvalid, m)
-	case !utf8.ValidString(m) || strings.IndexFunc(m, badMailboxRune) >= 0:
-		return "", fmt.Errorf("%w: mailbox %q has spaces or control characters", ErrInvalid, m)
 	}
 	return m, nil
+}
+
+// asciiLower lower-cases A-Z and leaves every other byte alone.
+func asciiLower(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) < 0 {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func badMailboxRune(r rune) bool {
