@@ -1,12 +1,15 @@
-// Package proxy holds what the IMAP and SMTP front ends share: the
-// Authenticator and TokenSource they depend on, SASL framing, the session
-// tracker, listeners and the byte relay.
+// Package proxy holds what every front end (IMAP, SMTP) shares: the login
+// step (Gate: canonical mailbox, throttle, password check, session limits,
+// session registry), the Authenticator and TokenSource it depends on, the
+// upstream token login, SASL framing, the connection lifecycle (Front), TLS
+// policy, PROXY protocol and the byte relay.
 package proxy
 
 import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 )
 
 // Protocol names, used as app-password scopes and as the log key "proto".
@@ -38,6 +41,9 @@ type LoginRequest struct {
 type Identity struct {
 	Mailbox    string // canonical (lower-case) mailbox address
 	PasswordID string // id of the app password used, for revocation and logs
+	// Expires is when the app password expires (zero: never); its sessions
+	// end then.
+	Expires time.Time
 }
 
 // Authenticator checks app passwords. Implementations must take the same time

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 )
@@ -130,8 +129,10 @@ func Trusted(prefixes []netip.Prefix, ip netip.Addr) bool {
 	return false
 }
 
+// mailboxKey is the throttle's key for a mailbox. The Gate hands over the
+// canonical mailbox (store.CanonicalMailbox), so that every spelling of one
+// mailbox shares one key; the cut only bounds memory for other callers.
 func mailboxKey(user string) string {
-	user = strings.ToLower(user)
 	if len(user) > maxKeyLen {
 		user = user[:maxKeyLen]
 	}

@@ -66,7 +66,6 @@ func TestThrottleTable(t *testing.T) {
 		{"mailbox lock spares known network", append([]op{{do: "ok", ip: user, user: "ann"}}, spread(5, "ann")...),
 			user, "ann", false},
 		{"mailbox lock is per mailbox", spread(5, "ann"), user, "bob", false},
-		{"mailbox key ignores case", spread(5, "Ann@X"), user, "ann@x", true},
 		{"trusted never locked", rep(10, fail(netip.MustParseAddr("10.1.2.3"), "ann")),
 			netip.MustParseAddr("10.1.2.3"), "ann", false},
 	}

@@ -73,12 +73,11 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	if err != nil {
 		return nil, fmt.Errorf("%s: smtp.upstream: %w", cfg.File, err)
 	}
+	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: d.auth, Throttle: th, Limits: lim,
+		Sessions: &d.sessions, Logger: d.log})
 	var specs []frontSpec
 	add := func(proto string, l config.Listener, build func(*tls.Config) server) error {
-		mode, err := proxy.ParseTLSMode(string(l.TLS))
-		if err != nil {
-			return err
-		}
+		mode := tlsMode(l.TLS)
 		tc, err := serverTLS(cfg, l, certs, d.log)
 		if err != nil {
 			return fmt.Errorf("%s: %s.listen: %w", cfg.File, proto, err)
@@ -88,9 +87,9 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	}
 	for _, l := range cfg.IMAP.Listen {
 		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) server {
-			return imap.New(&imap.Options{Authenticator: d.auth, Tokens: d.tokens, Upstream: imapUp,
-				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: cfg.Hostname,
-				Throttle: th, Limits: lim, WarmUpstreams: warmUpstreams})
+			return imap.New(&imap.Options{Gate: gate, Tokens: d.tokens, Upstream: imapUp,
+				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
+				WarmUpstreams: warmUpstreams})
 		})
 		if err != nil {
 			return nil, err
@@ -98,9 +97,9 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	}
 	for _, l := range cfg.SMTP.Listen {
 		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) server {
-			return smtp.New(&smtp.Options{Authenticator: d.auth, Tokens: d.tokens, Upstream: smtpUp,
-				TLSConfig: tc, Tracker: &d.tracker, Logger: d.log, Hostname: cfg.Hostname,
-				MaxMessageBytes: cfg.SMTP.MaxMessageSize, Throttle: th, Limits: lim})
+			return smtp.New(&smtp.Options{Gate: gate, Tokens: d.tokens, Upstream: smtpUp,
+				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
+				MaxMessageBytes: cfg.SMTP.MaxMessageSize})
 		})
 		if err != nil {
 			return nil, err
@@ -210,7 +209,7 @@ func (d *daemon) reloadWith(cfg *config.Config) error {
 		d.log.Error("config reloaded, but a listener could not open", "err", err)
 		return nil
 	}
-	d.log.Info("config reloaded", "listeners", len(d.fronts), "sessions", d.tracker.Len())
+	d.log.Info("config reloaded", "listeners", len(d.fronts), "sessions", d.sessions.Len())
 	return nil
 }
 

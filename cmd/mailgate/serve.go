@@ -30,7 +30,7 @@ type daemon struct {
 	log      *slog.Logger
 	store    *store.Store
 	certs    *proxy.CertLoader
-	tracker  proxy.Tracker
+	sessions proxy.Registry // every session that passed its password check
 	auth     *backend.Authenticator
 	tokens   proxy.TokenSource
 	throttle *proxy.Throttle // one for both protocols: switching protocol gains a guesser nothing
@@ -91,7 +91,9 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.store = st
-	svc := newService(d.cfg, st, &d.tracker, d.log)
+	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
+	svc := newService(d.cfg, st, &d.sessions, d.log)
+	svc.domains = d.auth.Domains // accounts.domains applies at a reload
 	if svc.oauth == nil {
 		_, err := newOAuth(d.cfg, st, d.log)
 		return fmt.Errorf("%s: oauth: %w", d.cfg.File, err)
@@ -105,7 +107,6 @@ func (d *daemon) start() error {
 		return err
 	}
 	go serveAdmin(d.admin, svc, d.log)
-	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
 	d.tokens = backend.NewTokens(svc.oauth)
 	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
 	specs, err := d.plan(d.cfg, d.certs, d.throttle, d.limits)
@@ -123,7 +124,7 @@ func (d *daemon) wait(ctx context.Context) error {
 		case <-d.hup:
 			d.reload()
 		case <-ctx.Done():
-			d.log.Info("shutting down", "sessions", d.tracker.Len(), "grace", d.cfg.ShutdownGrace)
+			d.log.Info("shutting down", "sessions", d.sessions.Len(), "grace", d.cfg.ShutdownGrace)
 			return d.stop()
 		}
 	}

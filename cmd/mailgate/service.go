@@ -14,20 +14,27 @@ import (
 // admin socket; the CLI runs it in-process when no daemon runs (bbolt lets
 // only one process open the file). Either way the same code runs.
 type service struct {
-	cfg     *config.Config
-	store   *store.Store
-	oauth   *oauth.Manager // nil when the oauth section cannot be used
-	tracker admin.Sessions // the daemon's live sessions; nil outside the daemon
+	cfg   *config.Config
+	store *store.Store
+	oauth *oauth.Manager // nil when the oauth section cannot be used
+	// sessions are the daemon's live sessions; nil outside the daemon.
+	sessions admin.Sessions
+	// domains returns accounts.domains as the daemon has them now (they
+	// change at a reload); nil means the config's.
+	domains func() []string
 	log     *slog.Logger
 }
 
 // admin returns the admin operations on s's store.
 func (s *service) admin() *admin.Service {
 	cfg := s.cfg
+	if s.domains == nil {
+		s.domains = func() []string { return cfg.Accounts.Domains }
+	}
 	return admin.New(&admin.Options{
 		Store: s.store, OAuth: s.oauth, Link: linkFlow(cfg.OAuth),
-		Domains:  func() []string { return cfg.Accounts.Domains },
-		Settings: clientSettings(cfg), Sessions: s.tracker, Logger: s.log,
+		Domains:  s.domains,
+		Settings: clientSettings(cfg), Sessions: s.sessions, Logger: s.log,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"mailgate/config"
 	"mailgate/proxy"
+	"mailgate/proxy/admin"
 	"mailgate/proxy/imap"
 	"mailgate/proxy/oauth"
 	"mailgate/store"
@@ -20,8 +21,9 @@ import (
 
 // newService builds the admin service. A config whose oauth section cannot
 // be used still allows the password commands.
-func newService(cfg *config.Config, st *store.Store, tr *proxy.Tracker, log *slog.Logger) *service {
-	s := &service{cfg: cfg, store: st, tracker: tr, log: log}
+// sessions is nil outside the daemon (no live sessions to end).
+func newService(cfg *config.Config, st *store.Store, sessions admin.Sessions, log *slog.Logger) *service {
+	s := &service{cfg: cfg, store: st, sessions: sessions, log: log}
 	if m, err := newOAuth(cfg, st, log); err == nil {
 		s.oauth = m
 	} else {

@@ -36,6 +36,10 @@ func NewAuthenticator(st *store.Store, domains []string) *Authenticator {
 // SetDomains replaces the allowed domains (config reload).
 func (a *Authenticator) SetDomains(domains []string) { a.domains.Store(&domains) }
 
+// Domains returns the allowed domains now, so that the admin operations
+// follow a reload too.
+func (a *Authenticator) Domains() []string { return *a.domains.Load() }
+
 // Authenticate implements proxy.Authenticator.
 func (a *Authenticator) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*proxy.Identity, error) {
 	remote := ""
@@ -53,12 +57,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, req *proxy.LoginReques
 	case !a.domainAllowed(p.Mailbox):
 		return nil, fmt.Errorf("%w: domain of %s not in accounts.domains", proxy.ErrAuthFailed, p.Mailbox)
 	}
-	return &proxy.Identity{Mailbox: p.Mailbox, PasswordID: p.ID}, nil
+	return &proxy.Identity{Mailbox: p.Mailbox, PasswordID: p.ID, Expires: p.Expires}, nil
 }
 
 func (a *Authenticator) domainAllowed(mailbox string) bool {
 	_, domain, _ := strings.Cut(mailbox, "@")
-	domains := *a.domains.Load()
+	domains := a.Domains()
 	return len(domains) == 0 || slices.Contains(domains, domain)
 }
 

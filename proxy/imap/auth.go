@@ -88,7 +88,7 @@ func (c *conn) runSASL(tag string, srv sasl.Server, resp []byte, login func() er
 		}
 		if err != nil {
 			c.s.log.Info("sasl exchange failed", "remote", c.remote, "err", err)
-			return c.authFailed(tag)
+			return c.refused(tag, proxy.ErrAuthFailed)
 		}
 		c.reply("+ %s", base64.StdEncoding.EncodeToString(challenge))
 		if err := c.bw.Flush(); err != nil {
@@ -119,7 +119,9 @@ func decodeSASL(s string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// login checks the app password, logs in upstream and relays the session.
+// login runs the shared login step, logs in upstream within the session's
+// context (a revoke or expiry meanwhile fails the login) and relays the
+// session.
 func (c *conn) login(tag, user, pass string) error {
 	if pass == "" {
 		// Old Outlook probes with an empty password to trigger its prompt
@@ -129,65 +131,43 @@ func (c *conn) login(tag, user, pass string) error {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
 	defer cancel()
-	id, err := c.authenticate(ctx, user, pass)
-	if errors.Is(err, proxy.ErrAuthFailed) {
-		return c.authFailed(tag)
-	}
-	if err != nil {
-		c.reply("%s %s", tag, textUnavailable)
-		return nil
-	}
-	release, ok := c.s.opts.Limits.Session(proxy.ProtoIMAP, id.Mailbox)
-	if !ok {
-		c.s.log.Warn("login refused: too many upstream sessions", "remote", c.remote, "user", id.Mailbox)
-		c.reply("%s %s", tag, textUnavailable)
-		return nil
-	}
-	defer release() // handOff returns when the relayed session ends
-	up, err := c.s.openUpstream(ctx, id.Mailbox)
-	if err != nil {
-		c.s.log.Info("upstream login failed", "remote", c.remote, "user", id.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
-		if errors.Is(err, proxy.ErrAuthFailed) {
-			return c.authFailed(tag)
-		}
-		c.reply("%s %s", tag, textUnavailable)
-		return nil
-	}
-	return c.handOff(tag, id, up)
-}
-
-// authenticate checks the password with the throttle around it: a network
-// or mailbox that failed too often is refused without a check, and a
-// failure's reply waits (like Dovecot's auth_failure_delay). "login failed"
-// is the line fail2ban matches (README, Security).
-func (c *conn) authenticate(ctx context.Context, user, pass string) (*proxy.Identity, error) {
-	th := c.s.opts.Throttle
-	if err := th.Check(c.remote, user); err != nil {
-		c.s.log.Warn("login refused: throttled", "remote", c.remote, "user", logSafe(user))
-		return nil, err
-	}
-	id, err := c.s.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
+	sess, err := c.s.opts.Gate.Login(ctx, &proxy.LoginRequest{
 		Username: user, Password: pass, Proto: proxy.ProtoIMAP, Remote: c.remote,
 	})
-	switch {
-	case err == nil:
-		th.Success(c.remote, user)
-	case errors.Is(err, proxy.ErrAuthFailed):
-		proxy.Sleep(ctx, th.Failure(c.remote, user))
-		c.s.log.Warn("login failed", "remote", c.remote, "user", logSafe(user), "err", err)
-	default:
-		c.s.log.Warn("login unavailable", "remote", c.remote, "user", logSafe(user), "err", err)
+	if err != nil {
+		return c.refused(tag, err)
 	}
-	return id, err
+	defer sess.End() // after handOff, when the relayed session is over
+	upCtx, upCancel := context.WithDeadline(sess.Context(), c.deadline)
+	defer upCancel()
+	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
+	if serr := sess.Err(); serr != nil { // revoked or expired meanwhile
+		if err == nil {
+			up.nc.Close()
+		}
+		err = serr
+	}
+	if err != nil {
+		c.s.log.Info("upstream login failed", "remote", c.remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
+		return c.refused(tag, err)
+	}
+	return c.handOff(tag, sess, up)
 }
 
-// authFailed answers a failed login. Past MaxFailures the connection ends
-// with BYE, which slows down guessing without hurting a client that retries
-// once with another mechanism (field note 29).
-func (c *conn) authFailed(tag string) error {
-	c.failures++
-	c.reply("%s %s", tag, textAuthFailed)
-	if c.failures > c.s.opts.MaxFailures {
+// refused answers a login that did not pass. A failed login, and a refusal
+// while the client is locked out, count toward proxy.MaxLoginFailures.
+func (c *conn) refused(tag string, err error) error {
+	text := textUnavailable
+	if errors.Is(err, proxy.ErrAuthFailed) {
+		text = textAuthFailed
+	} else if !errors.Is(err, proxy.ErrThrottled) {
+		c.reply("%s %s", tag, text)
+		return nil
+	}
+	c.reply("%s %s", tag, text)
+	if c.pc.LoginFailed() {
+		// Ends guessing on this connection without hurting a client that
+		// retries once with another mechanism (field note 29).
 		c.reply("* BYE Too many failed logins")
 		return errClose
 	}

@@ -44,7 +44,7 @@ func (c *conn) handleStartTLS(cmd *command) error {
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
-	tc := tls.Server(c.raw, c.s.opts.TLSConfig)
+	tc := tls.Server(c.pc, c.s.opts.TLSConfig)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("starttls handshake: %w", err)
 	}

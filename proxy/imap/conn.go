@@ -32,37 +32,30 @@ var errClose = errors.New("connection closing")
 // conn is one client connection before authentication.
 type conn struct {
 	s      *Server
-	raw    net.Conn // as accepted
-	nc     net.Conn // raw, or the TLS connection after STARTTLS
+	pc     *proxy.Conn // as accepted, under any TLS
+	nc     net.Conn    // the TLS connection, or pc without TLS
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote netip.Addr
 
 	secure      bool // TLS is on (or a "none" listener): logins allowed
 	canStartTLS bool
-	failures    int
 	clientID    string // name/version from ID, for the session log
 	deadline    time.Time
 }
 
 func (s *Server) serveConn(nc net.Conn, mode proxy.TLSMode) {
-	defer s.removeConn(nc)
+	pc := proxy.ConnOf(nc)
 	c := &conn{
-		s: s, raw: nc, nc: nc,
+		s: s, pc: pc, nc: nc,
 		br:          bufio.NewReader(nc),
 		bw:          bufio.NewWriter(nc),
-		remote:      remoteAddr(nc),
+		remote:      pc.Remote(),
 		secure:      mode != proxy.TLSStartTLS,
 		canStartTLS: mode == proxy.TLSStartTLS,
-		deadline:    time.Now().Add(s.opts.PreAuthTimeout),
+		deadline:    pc.PreAuthDeadline(),
 	}
 	nc.SetDeadline(c.deadline)
-	release, ok := s.opts.Limits.Conn(c.remote)
-	if !ok {
-		c.refuse()
-		return
-	}
-	defer release()
 	err := c.serve()
 	if errors.Is(err, errHandedOff) {
 		return // the relay closed both connections
@@ -72,33 +65,6 @@ func (s *Server) serveConn(nc net.Conn, mode proxy.TLSMode) {
 	if err != nil && !errors.Is(err, errClose) && !errors.Is(err, io.EOF) {
 		s.log.Debug("connection ended before login", "remote", c.remote, "err", err)
 	}
-}
-
-// refuse ends a connection over the limits with an untagged BYE instead of
-// the greeting (RFC 3501 section 7.1.5), quickly: it must stay cheap.
-func (c *conn) refuse() {
-	c.s.log.Warn("connection refused: too many connections", "remote", c.remote)
-	done, ok := c.s.opts.Limits.Refusal()
-	if !ok {
-		c.raw.Close()
-		return
-	}
-	defer done()
-	c.raw.SetDeadline(time.Now().Add(refuseTimeout))
-	c.reply("* BYE Too many connections, try again later")
-	c.bw.Flush()
-	c.raw.Close()
-}
-
-// refuseTimeout bounds writing the refusal (and, on an implicit TLS
-// listener, the handshake before it).
-const refuseTimeout = 5 * time.Second
-
-func remoteAddr(nc net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 func (c *conn) caps() string {

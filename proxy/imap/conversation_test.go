@@ -116,7 +116,7 @@ func (tr *transcript) setup(t *testing.T) *env {
 		dead = ln.Addr().String()
 		ln.Close()
 	}
-	e := newEnv(t, tr.mode, func(o *Options) {
+	e := newEnv(t, tr.mode, func(o *testOptions) {
 		if dead != "" {
 			o.Upstream.Address = dead
 		}

@@ -48,7 +48,7 @@ func (b *syncBuffer) String() string {
 // password check, and nothing else (not the lockout refusals), in both log
 // formats.
 func TestFail2banFilter(t *testing.T) {
-	res := proxytest.Fail2banFilter(t, "../../README.md")
+	res := proxytest.Fail2banFilter(t, "../../docs/security.md")
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
 			var buf syncBuffer
@@ -57,7 +57,7 @@ func TestFail2banFilter(t *testing.T) {
 				logger = slog.New(slog.NewJSONHandler(&buf, nil))
 			}
 			th := quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
-			h := newHardEnv(t, th, nil, func(o *Options) { o.Logger = logger })
+			h := newHardEnv(t, th, nil, func(o *testOptions) { o.Logger = logger })
 			c := h.from("203.0.113.9")
 			// A user name that forges a second remote key must not fool it.
 			for range 3 { // the third is refused unchecked

@@ -47,14 +47,18 @@ func FuzzPreAuth(f *testing.F) {
 	}
 	defer ln.Close()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := New(&Options{Authenticator: proxytest.RefuseAll{}, Logger: slog.New(slog.DiscardHandler),
+		s := New(&Options{Gate: proxy.NewGate(&proxy.GateOptions{Authenticator: proxytest.RefuseAll{}, Logger: slog.New(slog.DiscardHandler)}), Logger: slog.New(slog.DiscardHandler),
 			MaxLine: 256, MaxLiteral: 64, PreAuthTimeout: 10 * time.Second})
 		// TCP rather than net.Pipe: the client half-closes to send EOF.
 		client, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		server, err := ln.Accept()
+		// Accepted through the Front, as Serve does: limits, tracking and
+		// the pre-auth deadline apply.
+		fl, unlisten, _ := s.front.Listener(ln, proxy.TLSNone)
+		defer unlisten()
+		server, err := fl.Accept()
 		if err != nil {
 			t.Fatal(err)
 		}

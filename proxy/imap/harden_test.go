@@ -46,9 +46,9 @@ type hardEnv struct {
 	proxyAddr string
 }
 
-func newHardEnv(t *testing.T, th *proxy.Throttle, lim *proxy.Limits, more ...func(*Options)) *hardEnv {
+func newHardEnv(t *testing.T, th *proxy.Throttle, lim *proxy.Limits, more ...func(*testOptions)) *hardEnv {
 	h := &hardEnv{}
-	h.env = newEnv(t, proxy.TLSNone, func(o *Options) {
+	h.env = newEnv(t, proxy.TLSNone, func(o *testOptions) {
 		h.rec = &recAuth{inner: o.Authenticator}
 		o.Authenticator, o.Throttle, o.Limits = h.rec, th, lim
 		for _, f := range more {
@@ -129,14 +129,14 @@ func TestThrottleLockout(t *testing.T) {
 	h := newHardEnv(t, quickThrottle(proxy.ThrottleOptions{MaxFailures: 2}), nil)
 	c := h.from("203.0.113.9")
 	for range 2 {
-		if r := c.cmd("LOGIN ann wrong"); r != replyFailed {
+		if r := c.cmd("LOGIN ann@example.com wrong"); r != replyFailed {
 			t.Fatalf("LOGIN = %q", r)
 		}
 	}
 	// Locked: refused without checking, even the right password.
 	c = h.from("203.0.113.9")
 	for _, pw := range []string{"wrong", "good"} {
-		if r := c.cmd("LOGIN ann %s", pw); r != replyUnavailable {
+		if r := c.cmd("LOGIN ann@example.com %s", pw); r != replyUnavailable {
 			t.Fatalf("locked LOGIN = %q, want %q", r, replyUnavailable)
 		}
 	}
@@ -144,7 +144,7 @@ func TestThrottleLockout(t *testing.T) {
 		t.Fatalf("Authenticator called %d times, want 2 (none while locked)", n)
 	}
 	// Another network is not locked.
-	if r := h.from("198.51.100.1").cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := h.from("198.51.100.1").cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("other network: %q", r)
 	}
 }
@@ -155,13 +155,13 @@ func TestThrottleLockout(t *testing.T) {
 func TestThrottleDelayHoldsOnlyTheFailure(t *testing.T) {
 	th := proxy.NewThrottle(&proxy.ThrottleOptions{FailureDelay: time.Hour, MaxFailureDelay: time.Hour})
 	// The held reply ends with the pre-auth deadline, so cleanup is quick.
-	h := newHardEnv(t, th, nil, func(o *Options) { o.PreAuthTimeout = 2 * time.Second })
+	h := newHardEnv(t, th, nil, func(o *testOptions) { o.PreAuthTimeout = 2 * time.Second })
 	bad := h.from("203.0.113.9")
-	fmt.Fprintf(bad.nc, "a1 LOGIN ann wrong\r\n")
+	fmt.Fprintf(bad.nc, "a1 LOGIN ann@example.com wrong\r\n")
 	for h.auth.calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if r := h.from("198.51.100.1").cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := h.from("198.51.100.1").cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("good login from another network: %q", r)
 	}
 	bad.nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
@@ -176,45 +176,45 @@ func TestThrottleTrustedExempt(t *testing.T) {
 	h := newHardEnv(t, th, nil)
 	c := h.from("10.1.2.3")
 	for range 3 { // no delay (the hang guard would fire), no lockout
-		if r := c.cmd("LOGIN ann wrong"); r != replyFailed {
+		if r := c.cmd("LOGIN ann@example.com wrong"); r != replyFailed {
 			t.Fatalf("LOGIN = %q", r)
 		}
 	}
-	if r := h.from("10.1.2.3").cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := h.from("10.1.2.3").cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("trusted good login: %q", r)
 	}
 }
 
 func TestThrottleMailboxLockSparesKnownNetwork(t *testing.T) {
 	h := newHardEnv(t, quickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3}), nil)
-	if r := h.from("198.51.100.1").cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := h.from("198.51.100.1").cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("first login: %q", r)
 	}
 	for i := range 3 {
-		h.from(fmt.Sprintf("203.0.113.%d", i)).cmd("LOGIN ann wrong")
+		h.from(fmt.Sprintf("203.0.113.%d", i)).cmd("LOGIN ann@example.com wrong")
 	}
-	if r := h.from("203.0.113.50").cmd("LOGIN ann good"); r != replyUnavailable {
+	if r := h.from("203.0.113.50").cmd("LOGIN ann@example.com good"); r != replyUnavailable {
 		t.Fatalf("new network during mailbox lockout: %q", r)
 	}
-	if r := h.from("198.51.100.1").cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := h.from("198.51.100.1").cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("known network during mailbox lockout: %q", r)
 	}
 }
 
 func TestProxyProtocolRemote(t *testing.T) {
 	h := newHardEnv(t, nil, nil)
-	h.from("203.0.113.7").cmd("LOGIN ann good")
+	h.from("203.0.113.7").cmd("LOGIN ann@example.com good")
 	v2 := "\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24" + // PROXY, TCP6, 36 bytes
 		string(netip.MustParseAddr("2001:db8::7").AsSlice()) + string(netip.MustParseAddr("::1").AsSlice()) +
 		"\x9c\x40\x00\x8f"
 	c := connect(t, h.proxyAddr, v2)
-	c.cmd("LOGIN ann good")
+	c.cmd("LOGIN ann@example.com good")
 	want := []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7")}
 	if got := h.rec.seen(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("LoginRequest.Remote = %v, want %v", got, want)
 	}
 	// Without a header the balancer's connection is closed unanswered.
-	if c := connect(t, h.proxyAddr, "a1 LOGIN ann good\r\n"); c.greet != "" {
+	if c := connect(t, h.proxyAddr, "a1 LOGIN ann@example.com good\r\n"); c.greet != "" {
 		t.Fatalf("connection without header greeted: %q", c.greet)
 	}
 }
@@ -260,20 +260,20 @@ func waitGreeting(t *testing.T, addr, header string) {
 func TestSessionsPerMailbox(t *testing.T) {
 	h := newHardEnv(t, nil, proxy.NewLimits(&proxy.LimitsOptions{SessionsPerMailbox: 1}))
 	first := connect(t, h.addr, "")
-	if r := first.cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := first.cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("first session: %q", r)
 	}
-	if r := connect(t, h.addr, "").cmd("LOGIN ann good"); r != replyUnavailable {
+	if r := connect(t, h.addr, "").cmd("LOGIN ann@example.com good"); r != replyUnavailable {
 		t.Fatalf("second session of the mailbox: %q", r)
 	}
-	if r := connect(t, h.addr, "").cmd("LOGIN bob good"); !strings.HasPrefix(r, "OK") {
+	if r := connect(t, h.addr, "").cmd("LOGIN bob@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("other mailbox: %q", r)
 	}
 	first.cmd("LOGOUT")
 	first.nc.Close()
 	for range 2000 { // the slot is freed when the relay ends
 		c := connect(t, h.addr, "")
-		if r := c.cmd("LOGIN ann good"); strings.HasPrefix(r, "OK") {
+		if r := c.cmd("LOGIN ann@example.com good"); strings.HasPrefix(r, "OK") {
 			return
 		}
 		c.nc.Close()

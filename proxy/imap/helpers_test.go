@@ -47,6 +47,11 @@ func (a *fakeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*
 		return &proxy.Identity{Mailbox: strings.ToLower(req.Username), PasswordID: "pw-" + req.Username}, nil
 	case "down":
 		return nil, fmt.Errorf("store: %w", proxy.ErrUnavailable)
+	case "expiring": // expires in a moment
+		return &proxy.Identity{Mailbox: strings.ToLower(req.Username), PasswordID: "pw-exp",
+			Expires: time.Now().Add(300 * time.Millisecond)}, nil
+	case "panic":
+		panic("injected by the test")
 	}
 	return nil, fmt.Errorf("fake: bad password: %w", proxy.ErrAuthFailed)
 }
@@ -85,9 +90,20 @@ func (f *fakeTokens) invalidations() int {
 type verifier struct {
 	mu     sync.Mutex
 	policy string // "", "refuse-first" (only tok1 is bad), "refuse-always"
+	// hold, when set, makes the upstream's AUTHENTICATE wait for it to be
+	// closed; entered gets a value when one starts waiting.
+	hold    chan struct{}
+	entered chan struct{}
 }
 
 func (v *verifier) verify(user, token string) error {
+	v.mu.Lock()
+	hold, entered := v.hold, v.entered
+	v.mu.Unlock()
+	if hold != nil {
+		entered <- struct{}{}
+		<-hold
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.policy == "refuse-always" || (v.policy == "refuse-first" && token == "tok1") {
@@ -108,7 +124,16 @@ type env struct {
 	auth      *fakeAuth
 	tokens    *fakeTokens
 	verifier  *verifier
-	tracker   *proxy.Tracker
+	sessions  *proxy.Registry
+}
+
+// testOptions are the proxy's Options plus the parts of the shared login
+// step a test may replace; newEnv builds the Gate from them.
+type testOptions struct {
+	Options
+	Authenticator proxy.Authenticator
+	Throttle      *proxy.Throttle
+	Limits        *proxy.Limits
 }
 
 func listen(t *testing.T) net.Listener {
@@ -149,25 +174,27 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 // newEnv starts the upstream (implicit TLS) and the proxy with a listener
 // in mode; opts, if set, adjusts the proxy's options before New.
-func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*Options)) *env {
+func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	t.Helper()
 	serverTLS, clientTLS := testCert(t)
 	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
-		verifier: &verifier{}, tracker: &proxy.Tracker{}}
+		verifier: &verifier{}, sessions: &proxy.Registry{}}
 	e.up = devup.NewIMAP(&devup.IMAPOptions{Verify: e.verifier.verify, TLSConfig: serverTLS, Logger: testLogger(t)})
 	upLn := listen(t)
 	e.upAddr = upLn.Addr().String()
 	go e.up.Serve(upLn)
 	t.Cleanup(func() { e.up.Close() })
-	o := &Options{
-		Authenticator: e.auth, Tokens: e.tokens, TLSConfig: serverTLS, Tracker: e.tracker,
-		Logger: testLogger(t), Hostname: "localhost",
+	o := &testOptions{Authenticator: e.auth, Options: Options{
+		Tokens: e.tokens, TLSConfig: serverTLS, Logger: testLogger(t), Hostname: "localhost",
 		Upstream: proxy.Upstream{Address: e.upAddr, TLS: proxy.TLSImplicit, Mechanism: "XOAUTH2", TLSConfig: clientTLS},
-	}
+	}}
 	if opts != nil {
 		opts(o)
 	}
-	e.srv = New(o)
+	o.Options.Limits = o.Limits
+	o.Gate = proxy.NewGate(&proxy.GateOptions{Authenticator: o.Authenticator, Throttle: o.Throttle,
+		Limits: o.Limits, Sessions: e.sessions, Logger: o.Logger})
+	e.srv = New(&o.Options)
 	ln := listen(t)
 	e.addr = ln.Addr().String()
 	served := make(chan error, 1)
@@ -202,5 +229,16 @@ func (e *env) deliver(mailbox string, msg io.Reader) {
 	e.t.Helper()
 	if err := e.up.Deliver(mailbox, msg); err != nil {
 		e.t.Fatal(err)
+	}
+}
+
+// waitSessions waits until the registry holds n sessions (a hang guard,
+// not a timing assertion).
+func waitSessions(t *testing.T, r *proxy.Registry, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); r.Len() != n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions registered, want %d", r.Len(), n)
+		}
 	}
 }

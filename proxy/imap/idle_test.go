@@ -16,7 +16,7 @@ import (
 // so the proxy closes the connection at the deadline however the bytes
 // trickle in.
 func TestSlowloris(t *testing.T) {
-	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.PreAuthTimeout = 300 * time.Millisecond })
+	e := newEnv(t, proxy.TLSNone, func(o *testOptions) { o.PreAuthTimeout = 300 * time.Millisecond })
 	nc := e.dial()
 	br := bufio.NewReader(nc)
 	expectLine(t, br, "* OK ")
@@ -44,7 +44,7 @@ func TestSlowloris(t *testing.T) {
 // serving other clients, and the pre-auth timeout closes every one.
 func TestManyIdleConnections(t *testing.T) {
 	n := proxytest.IdleConnCount(t)
-	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.PreAuthTimeout = 10 * time.Second })
+	e := newEnv(t, proxy.TLSNone, func(o *testOptions) { o.PreAuthTimeout = 10 * time.Second })
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -38,13 +38,13 @@ func isTimeout(err error) bool {
 func TestClosePasswordEndsSession(t *testing.T) {
 	e := newEnv(t, proxy.TLSImplicit, nil)
 	c := e.loginClient("ann@example.com", nil)
-	if n := e.tracker.Len(); n != 1 {
-		t.Fatalf("tracker has %d sessions, want 1", n)
+	if n := e.sessions.Len(); n != 1 {
+		t.Fatalf("registry has %d sessions, want 1", n)
 	}
-	if n := e.tracker.ClosePassword("pw-other"); n != 0 {
+	if n := e.sessions.ClosePassword("pw-other"); n != 0 {
 		t.Fatalf("ClosePassword(other) closed %d", n)
 	}
-	if n := e.tracker.ClosePassword("pw-ann@example.com"); n != 1 {
+	if n := e.sessions.ClosePassword("pw-ann@example.com"); n != 1 {
 		t.Fatalf("ClosePassword closed %d sessions, want 1", n)
 	}
 	select {
@@ -52,11 +52,7 @@ func TestClosePasswordEndsSession(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("client connection still open after ClosePassword")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if !e.tracker.Wait(ctx) {
-		t.Fatal("session still tracked after ClosePassword")
-	}
+	waitSessions(t, e.sessions, 0)
 }
 
 func TestShutdownClosesWhatIsLeft(t *testing.T) {
@@ -83,7 +79,7 @@ func TestShutdownClosesWhatIsLeft(t *testing.T) {
 // not interrupted. A quiet period of an hour makes this one count as busy
 // however slowly the test runs.
 func TestShutdownWaitsForSessions(t *testing.T) {
-	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.ShutdownQuiet = time.Hour })
+	e := newEnv(t, proxy.TLSNone, func(o *testOptions) { o.ShutdownQuiet = time.Hour })
 	c := e.loginClient("ann@example.com", nil)
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(context.Background()) }()
@@ -109,7 +105,7 @@ func TestLineTooLong(t *testing.T) {
 }
 
 func TestPreAuthTimeout(t *testing.T) {
-	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.PreAuthTimeout = 50 * time.Millisecond })
+	e := newEnv(t, proxy.TLSNone, func(o *testOptions) { o.PreAuthTimeout = 50 * time.Millisecond })
 	nc := e.dial()
 	br := bufio.NewReader(nc)
 	br.ReadString('\n')
@@ -121,7 +117,7 @@ func TestServeNeedsTLSConfig(t *testing.T) {
 	ln := listen(t)
 	defer ln.Close()
 	for _, mode := range []proxy.TLSMode{proxy.TLSImplicit, proxy.TLSStartTLS} {
-		if err := s.Serve(ln, mode); !errors.Is(err, ErrNoTLSConfig) {
+		if err := s.Serve(ln, mode); !errors.Is(err, proxy.ErrNoTLSConfig) {
 			t.Errorf("Serve(%s) without TLSConfig = %v, want ErrNoTLSConfig", mode, err)
 		}
 	}
@@ -135,7 +131,7 @@ func TestServeNeedsTLSConfig(t *testing.T) {
 // so Shutdown finishes without waiting for its grace period (it would return
 // the context's error if it had to close the session at the deadline).
 func TestShutdownByeIdle(t *testing.T) {
-	e := newEnv(t, proxy.TLSNone, func(o *Options) { o.ShutdownQuiet = 50 * time.Millisecond })
+	e := newEnv(t, proxy.TLSNone, func(o *testOptions) { o.ShutdownQuiet = 50 * time.Millisecond })
 	nc := e.dial()
 	br := bufio.NewReader(nc)
 	expectLine(t, br, "* OK ")
@@ -149,9 +145,7 @@ func TestShutdownByeIdle(t *testing.T) {
 	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	expectLine(t, br, "* BYE mailgate shutting down")
 	waitClosed(t, nc, br)
-	if n := e.tracker.Len(); n != 0 {
-		t.Fatalf("%d sessions still tracked", n)
-	}
+	waitSessions(t, e.sessions, 0)
 }
 
 // TestByeNotInsideAResponse: while the upstream keeps writing to the

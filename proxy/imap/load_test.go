@@ -20,7 +20,7 @@ func TestLoadThrottle(t *testing.T) {
 	th := proxy.NewThrottle(&proxy.ThrottleOptions{FailureDelay: time.Millisecond, MaxFailureDelay: time.Millisecond})
 	h := newHardEnv(t, th, nil)
 	const owner = "198.51.100.1"
-	if r := h.from(owner).cmd("LOGIN ann good"); !strings.HasPrefix(r, "OK") {
+	if r := h.from(owner).cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("owner's first login: %q", r)
 	}
 	var failed, refused, ownerOK, ownerRefused atomic.Int32
@@ -29,7 +29,7 @@ func TestLoadThrottle(t *testing.T) {
 		wg.Go(func() {
 			for range 20 {
 				c := h.from(fmt.Sprintf("203.0.113.%d", a))
-				switch r := c.cmd("LOGIN ann wrong"); r {
+				switch r := c.cmd("LOGIN ann@example.com wrong"); r {
 				case replyFailed:
 					failed.Add(1)
 				case replyUnavailable:
@@ -44,7 +44,7 @@ func TestLoadThrottle(t *testing.T) {
 	wg.Go(func() {
 		for range 20 {
 			c := h.from(owner)
-			if r := c.cmd("LOGIN ann good"); strings.HasPrefix(r, "OK") {
+			if r := c.cmd("LOGIN ann@example.com good"); strings.HasPrefix(r, "OK") {
 				ownerOK.Add(1)
 			} else {
 				ownerRefused.Add(1)

@@ -3,6 +3,8 @@ package imap
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -10,9 +12,15 @@ import (
 )
 
 // handOff tells the client it is logged in and relays the session until
-// either side ends it. The bytes already read on both sides go first: a
+// either side ends it, or the session's context ends (revoke, expiry,
+// forced shutdown). The bytes already read on both sides go first: a
 // client may pipeline its next command right after LOGIN.
-func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
+func (c *conn) handOff(tag string, sess *proxy.Session, up *upConn) error {
+	if c.s.front.Draining() {
+		up.nc.Close()
+		c.reply("* BYE Server shutting down")
+		return errClose
+	}
 	var once sync.Once
 	closeBoth := func() {
 		once.Do(func() {
@@ -20,18 +28,17 @@ func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
 			up.nc.Close()
 		})
 	}
-	sess := &proxy.Session{
-		Proto: proxy.ProtoIMAP, Mailbox: id.Mailbox, PasswordID: id.PasswordID,
-		Remote: c.remote, Started: time.Now(), Close: closeBoth,
-	}
 	bc := newByeConn(c.nc, closeBoth)
-	remove, ok := c.s.track(c.raw, bc, sess)
-	if !ok { // Shutdown has begun
-		up.nc.Close()
-		c.reply("* BYE Server shutting down")
-		return errClose
-	}
-	defer remove()
+	stop := context.AfterFunc(sess.Context(), closeBoth)
+	defer stop()
+	c.pc.OnDrain(func(force bool) bool {
+		if force {
+			closeBoth()
+			return true
+		}
+		return bc.byeIfQuiet(c.s.opts.ShutdownQuiet)
+	})
+	c.pc.LoggedIn()
 	c.reply("%s OK [CAPABILITY %s] Logged in", tag, clientCaps(up.caps))
 	if err := c.bw.Flush(); err != nil {
 		closeBoth()
@@ -40,8 +47,11 @@ func (c *conn) handOff(tag string, id *proxy.Identity, up *upConn) error {
 	c.nc.SetDeadline(time.Time{})
 	clientBuf, upBuf := c.releaseBuffers(up)
 	st, err := proxy.Relay(bc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
+	if cause := context.Cause(sess.Context()); cause != nil && !errors.Is(cause, context.Canceled) {
+		err = errors.Join(err, cause)
+	}
 	c.s.log.Info("session ended",
-		"remote", c.remote, "user", id.Mailbox, "password_id", id.PasswordID,
+		"remote", c.remote, "user", sess.Mailbox, "password_id", sess.PasswordID,
 		"client", c.clientID, "upstream", c.s.opts.Upstream.Address,
 		"duration", time.Since(sess.Started).Round(time.Millisecond),
 		"bytes_in", st.ClientToUpstream, "bytes_out", st.UpstreamToClient,

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"context"
 	"net"
 	"sync"
 	"time"
@@ -78,38 +77,4 @@ func (c *byeConn) byeIfQuiet(quiet time.Duration) bool {
 	c.mu.Unlock()
 	c.end()
 	return true
-}
-
-// byeIdle ends quiet relayed sessions with BYE, looking again every quiet/4
-// (between 10 and 250 ms) for busy ones, until none is left or ctx ends.
-func (s *Server) byeIdle(ctx context.Context) {
-	t := time.NewTicker(min(max(s.opts.ShutdownQuiet/4, 10*time.Millisecond), 250*time.Millisecond))
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		relays := make([]*byeConn, 0, len(s.relays))
-		for c := range s.relays {
-			relays = append(relays, c)
-		}
-		s.mu.Unlock()
-		if len(relays) == 0 {
-			return
-		}
-		for _, c := range relays {
-			if c.byeIfQuiet(s.opts.ShutdownQuiet) {
-				s.removeRelay(c)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (s *Server) removeRelay(c *byeConn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.relays, c)
 }

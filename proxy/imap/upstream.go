@@ -29,9 +29,6 @@ const (
 )
 
 var (
-	// errTokenRejected: the upstream said NO to the token. Worth one retry
-	// with a fresh token; after that the mailbox needs re-linking.
-	errTokenRejected = fmt.Errorf("upstream refused the token: %w", proxy.ErrAuthFailed)
 	// errNotConnected: the upstream took the token but cannot reach the
 	// mailbox (field note 12: "User is authenticated but not connected").
 	errNotConnected = fmt.Errorf("upstream mailbox probe failed: %w", proxy.ErrAuthFailed)
@@ -59,28 +56,18 @@ type response struct {
 	text   string // after the status, or the continuation's base64
 }
 
-// openUpstream logs in to the upstream for mailbox. A refused token is
-// invalidated and tried once more with a fresh one: the cached token may
-// have been revoked or expired early (field note 11).
+// openUpstream logs in to the upstream for mailbox, with one retry on a
+// fresh token when the upstream refuses the cached one (field note 11).
+// When ctx ends (the session was revoked, the deadline passed) the upstream
+// connection is closed and the login fails.
 func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, error) {
-	for attempt := 0; ; attempt++ {
-		token, err := s.opts.Tokens.Token(ctx, mailbox)
-		if err != nil {
-			if !errors.Is(err, proxy.ErrAuthFailed) && !errors.Is(err, proxy.ErrUnavailable) {
-				err = fmt.Errorf("token: %w: %w", proxy.ErrUnavailable, err)
-			}
-			return nil, err
-		}
+	return proxy.LoginWithToken(ctx, s.opts.Tokens, mailbox, func(token string) (*upConn, error) {
 		up, err := s.tryUpstream(ctx, mailbox, token)
-		if errors.Is(err, errTokenRejected) {
-			s.opts.Tokens.Invalidate(mailbox, token)
-			if attempt == 0 {
-				s.log.Info("upstream refused token, retrying with a fresh one", "user", mailbox, "upstream", s.opts.Upstream.Address)
-				continue
-			}
+		if errors.Is(err, proxy.ErrTokenRefused) {
+			s.log.Info("upstream refused token", "user", mailbox, "upstream", s.opts.Upstream.Address)
 		}
 		return up, err
-	}
+	})
 }
 
 // tryUpstream authenticates with token on a warm connection or a new one
@@ -90,7 +77,7 @@ func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upCon
 	u := &s.opts.Upstream
 	if up := s.warm.take(); up != nil {
 		up.nc.SetDeadline(loginDeadline(ctx))
-		err := loginOn(up, u, mailbox, token)
+		err := loginOn(ctx, up, u, mailbox, token)
 		if err == nil {
 			return up, nil
 		}
@@ -109,15 +96,20 @@ func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string
 	if err != nil {
 		return nil, err
 	}
-	if err := loginOn(up, u, mailbox, token); err != nil {
+	if err := loginOn(ctx, up, u, mailbox, token); err != nil {
 		return nil, err
 	}
 	return up, nil
 }
 
-// loginOn logs in on up; on failure it closes up.
-func loginOn(up *upConn, u *proxy.Upstream, mailbox, token string) error {
-	if err := up.login(u.SASLClient(mailbox, token)); err != nil {
+// loginOn logs in on up; on failure, or when ctx ends first, it closes up.
+func loginOn(ctx context.Context, up *upConn, u *proxy.Upstream, mailbox, token string) error {
+	stop := context.AfterFunc(ctx, func() { up.nc.Close() })
+	err := up.login(u.SASLClient(mailbox, token))
+	if !stop() && err == nil {
+		err = fmt.Errorf("upstream login: %w: %w", proxy.ErrUnavailable, context.Cause(ctx))
+	}
+	if err != nil {
 		up.nc.Close()
 		return err
 	}
@@ -142,6 +134,8 @@ func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
 	}
 	nc.SetDeadline(loginDeadline(ctx))
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
 	up := &upConn{nc: nc, br: bufio.NewReader(nc)}
 	if err := up.greeting(); err != nil {
 		nc.Close()
@@ -255,7 +249,7 @@ func (up *upConn) authenticate(cl sasl.Client) error {
 		case !r.cont && unavailable(r.text):
 			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errUpstreamDown)
 		case !r.cont:
-			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, errTokenRejected)
+			return fmt.Errorf("AUTHENTICATE %s: %s %s: %w", mech, r.status, r.text, proxy.ErrTokenRefused)
 		case !irSent:
 			irSent = true
 			err = up.writeLine(encodeSASL(ir))

@@ -28,7 +28,7 @@ func scriptedUpstream(t *testing.T, scripts ...[][2]string) string {
 // extra more.
 func loginVia(t *testing.T, addr string, extra int) []string {
 	t.Helper()
-	e := newEnv(t, proxy.TLSNone, func(o *Options) {
+	e := newEnv(t, proxy.TLSNone, func(o *testOptions) {
 		o.Upstream = proxy.Upstream{Address: addr, TLS: proxy.TLSNone, Mechanism: "XOAUTH2"}
 	})
 	nc := e.dial()
@@ -140,7 +140,7 @@ func TestUpstreamOAuthBearerStartTLS(t *testing.T) {
 	ln := listen(t)
 	go up.Serve(ln)
 	t.Cleanup(func() { up.Close() })
-	e := newEnv(t, proxy.TLSImplicit, func(o *Options) {
+	e := newEnv(t, proxy.TLSImplicit, func(o *testOptions) {
 		o.Upstream = proxy.Upstream{Address: ln.Addr().String(), TLS: proxy.TLSStartTLS, Mechanism: "OAUTHBEARER", TLSConfig: clientTLS}
 	})
 	c := e.loginClient("ann@example.com", nil)

@@ -95,7 +95,7 @@ func TestWarmPoolClose(t *testing.T) {
 // Clients that fail the app-password check never make the pool dial; a
 // good login fills it and the next login uses a warm connection.
 func TestWarmUpstreamLogin(t *testing.T) {
-	e := newEnv(t, proxy.TLSImplicit, func(o *Options) { o.WarmUpstreams = 2 })
+	e := newEnv(t, proxy.TLSImplicit, func(o *testOptions) { o.WarmUpstreams = 2 })
 	bad := imapclient.New(e.dial(), nil)
 	defer bad.Close()
 	if err := bad.Login("ann@example.com", "wrong").Wait(); err == nil {
@@ -118,7 +118,7 @@ func TestWarmUpstreamLogin(t *testing.T) {
 // A warm connection the upstream dropped is replaced by a new dial and the
 // login still succeeds.
 func TestWarmUpstreamDeadFallsBack(t *testing.T) {
-	e := newEnv(t, proxy.TLSImplicit, func(o *Options) { o.WarmUpstreams = 1 })
+	e := newEnv(t, proxy.TLSImplicit, func(o *testOptions) { o.WarmUpstreams = 1 })
 	e.loginClient("ann@example.com", nil)
 	waitUntil(t, "pool filled", func() bool { return e.srv.warm.len() == 1 })
 	e.srv.warm.mu.Lock()

@@ -57,7 +57,7 @@ func TestAuthFailures(t *testing.T) {
 			c.ehlo()
 			c.cmd(tt.auth, tt.want)
 			c.cmd("MAIL FROM:<"+alice+">", "530 5.7.0 Authentication required")
-			if n := e.tracker.Len(); n != 0 {
+			if n := e.sessions.Len(); n != 0 {
 				t.Errorf("tracker has %d sessions after a failed AUTH", n)
 			}
 		})
@@ -117,10 +117,10 @@ func TestUpstreamVariants(t *testing.T) {
 func TestTrackerClosePassword(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	c := e.login()
-	if n := e.tracker.ClosePassword("other"); n != 0 {
+	if n := e.sessions.ClosePassword("other"); n != 0 {
 		t.Fatalf("ClosePassword(other) = %d", n)
 	}
-	if n := e.tracker.ClosePassword(aliceID); n != 1 {
+	if n := e.sessions.ClosePassword(aliceID); n != 1 {
 		t.Fatalf("ClosePassword = %d, want 1", n)
 	}
 	c.expectClosed()
@@ -134,18 +134,19 @@ func sendSimple(c *client, rcpt, msg string) {
 	c.sendData(msg, "250 2.0.0 OK: queued")
 }
 
-// TestTooManyAuthFailures: the fifth failure ends the connection with 421;
-// the first four get 535 and leave it open (field note 29).
+// TestTooManyAuthFailures: the failure after proxy.MaxLoginFailures ends
+// the connection with 421; the ones before get 535 and leave it open
+// (field note 29).
 func TestTooManyAuthFailures(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	c := e.dial(proxy.TLSNone)
 	c.ehlo()
 	wrong := "AUTH PLAIN " + b64("\x00"+alice+"\x00wrong")
-	for range maxAuthFailures - 1 {
+	for range proxy.MaxLoginFailures {
 		c.cmd(wrong, "535 5.7.8 Authentication failed")
 	}
 	c.send(wrong)
 	if got := c.expectClosed(); len(got) == 0 || got[0] != "421 4.7.0 Too many authentication failures" {
-		t.Fatalf("after %d failures got %q, want 421 first", maxAuthFailures, got)
+		t.Fatalf("after %d failures got %q, want 421 first", proxy.MaxLoginFailures+1, got)
 	}
 }

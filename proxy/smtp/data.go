@@ -13,7 +13,7 @@ import (
 // removed the dot-stuffing; the client's DotWriter adds it back), never
 // holding it whole, and returns the upstream's reply to the final dot.
 func (s *session) Data(r io.Reader) error {
-	if s.id == nil {
+	if s.login == nil {
 		return errAuthRequired
 	}
 	s.relaying.Lock()

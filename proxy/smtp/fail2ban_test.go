@@ -12,7 +12,7 @@ import (
 // TestFail2banFilter: the README's filter finds the client of every failed
 // AUTH, and nothing else (not the lockout refusal), in both log formats.
 func TestFail2banFilter(t *testing.T) {
-	res := proxytest.Fail2banFilter(t, "../../README.md")
+	res := proxytest.Fail2banFilter(t, "../../docs/security.md")
 	for _, jsonLog := range []bool{false, true} {
 		t.Run(fmt.Sprint("json=", jsonLog), func(t *testing.T) {
 			th := quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})

@@ -37,7 +37,7 @@ func FuzzSession(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	srv := New(&Options{Authenticator: proxytest.RefuseAll{}, Tokens: &fakeTokens{}, Logger: slog.New(slog.DiscardHandler),
+	srv := New(&Options{Gate: proxy.NewGate(&proxy.GateOptions{Authenticator: proxytest.RefuseAll{}, Logger: slog.New(slog.DiscardHandler)}), Tokens: &fakeTokens{}, Logger: slog.New(slog.DiscardHandler),
 		Hostname: "mx.test", PreAuthTimeout: 10 * time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

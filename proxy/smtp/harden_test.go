@@ -82,7 +82,12 @@ func TestThrottleLockout(t *testing.T) {
 	c.cmd(authPlain(alice, "wrong"), replyFailed)
 	c.cmd(authPlain(alice, "wrong"), replyFailed)
 	c.cmd(authPlain(alice, "wrong"), replyTemp)
-	c.cmd(authPlain(alice, alicePass), replyTemp)
+	// Refusals while locked out count toward the connection's failures.
+	c.send(authPlain(alice, alicePass))
+	if got := c.expectClosed(); len(got) == 0 || got[0] != "421 4.7.0 Too many authentication failures" {
+		t.Fatalf("fourth refusal on one connection: got %q, want 421", got)
+	}
+	e.from("203.0.113.9").cmd(authPlain(alice, alicePass), replyTemp)
 	if n := ca.calls.Load(); n != 2 {
 		t.Fatalf("Authenticator called %d times, want 2 (none while locked)", n)
 	}

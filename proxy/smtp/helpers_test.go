@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,8 @@ func (a *fakeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*
 		return nil, errors.New("wrong proto")
 	case req.Username == alice && req.Password == alicePass && !a.revoked:
 		return &proxy.Identity{Mailbox: alice, PasswordID: aliceID}, nil
+	case req.Username == alice && req.Password == "expiring": // in a moment
+		return &proxy.Identity{Mailbox: alice, PasswordID: "pw-exp", Expires: time.Now().Add(300 * time.Millisecond)}, nil
 	case req.Username == "bob@example.com" && req.Password == "BobImapOnly1":
 		return nil, fmt.Errorf("password lacks scope smtp: %w", proxy.ErrAuthFailed)
 	}
@@ -164,13 +167,17 @@ type env struct {
 	auth     *fakeAuth
 	tokens   *fakeTokens
 	deliv    *collector
-	tracker  *proxy.Tracker
+	sessions *proxy.Registry
 	logs     *lockedBuffer
 	addrs    map[proxy.TLSMode]string
 	clientTC *tls.Config
 	// proxyAddr is a TLSNone listener behind a PROXY protocol listener
 	// that trusts loopback (envConfig.proxyProto).
 	proxyAddr string
+	// upHold, when set, makes the upstream's AUTH wait until it is closed;
+	// upEntered then gets a value as each AUTH starts waiting.
+	upHold    atomic.Pointer[chan struct{}]
+	upEntered chan struct{}
 }
 
 // envConfig tweaks an env before it starts.
@@ -198,7 +205,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	e := &env{
 		t: t, auth: &fakeAuth{}, tokens: &fakeTokens{}, deliv: &collector{},
-		tracker: &proxy.Tracker{}, logs: &lockedBuffer{}, addrs: make(map[proxy.TLSMode]string),
+		sessions: &proxy.Registry{}, upEntered: make(chan struct{}, 1), logs: &lockedBuffer{}, addrs: make(map[proxy.TLSMode]string),
 		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool},
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -207,6 +214,10 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	}
 	e.up = devup.NewSMTP(&devup.SMTPOptions{
 		Verify: func(user, token string) error {
+			if hold := e.upHold.Load(); hold != nil {
+				e.upEntered <- struct{}{}
+				<-*hold
+			}
 			if user == alice && token == goodToken {
 				return nil
 			}
@@ -233,10 +244,11 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if cfg.wrapAuth != nil {
 		auth = cfg.wrapAuth(auth)
 	}
+	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: auth, Throttle: cfg.throttle,
+		Limits: cfg.limits, Sessions: e.sessions, Logger: logger})
 	e.srv = New(&Options{
-		Authenticator: auth, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
-		Tracker: e.tracker, Logger: logger, Hostname: "mx.test", MaxMessageBytes: cfg.proxyMax,
-		Throttle: cfg.throttle, Limits: cfg.limits,
+		Gate: gate, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
+		Logger: logger, Hostname: "mx.test", MaxMessageBytes: cfg.proxyMax, Limits: cfg.limits,
 		PreAuthTimeout: cfg.preAuth, ReadTimeout: cfg.readTO,
 	})
 	if cfg.proxyProto {

@@ -75,7 +75,7 @@ func TestRevokeDuringData(t *testing.T) {
 	c.send("")
 	c.send("first line")
 	<-started // the upstream is inside DATA
-	if n := e.tracker.ClosePassword(aliceID); n != 1 {
+	if n := e.sessions.ClosePassword(aliceID); n != 1 {
 		t.Fatalf("ClosePassword = %d, want 1", n)
 	}
 	if err := <-upErr; err == nil {

@@ -8,11 +8,9 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -25,11 +23,6 @@ const (
 	// defaultCommandTimeout is how long we wait for the next command and
 	// for an upstream's reply to MAIL, RCPT and DATA (4.5.3.2.1-3, 4.5.3.2.7).
 	defaultCommandTimeout = 5 * time.Minute
-	// defaultPreAuthTimeout bounds the time before AUTH succeeds. RFC 5321
-	// section 4.5.3.2's timeouts are per command; a submission client
-	// that has not authenticated within a minute of connecting is not
-	// coming (RFC 6409 section 4.3 lets a submission server require AUTH).
-	defaultPreAuthTimeout = 60 * time.Second
 	// defaultWriteTimeout bounds writing one reply to a client that does
 	// not read.
 	defaultWriteTimeout = 5 * time.Minute
@@ -52,21 +45,16 @@ const (
 // mail, so we allow a generous 64 KiB.
 const maxLineLength = 64 << 10
 
-// Options configures a Server. Authenticator, Tokens and Upstream are
-// required; the other fields have defaults.
+// Options configures a Server. Gate, Tokens and Upstream are required; the
+// other fields have defaults.
 type Options struct {
-	Authenticator proxy.Authenticator // checks app passwords (scope smtp)
-	Tokens        proxy.TokenSource   // upstream access tokens
-	Upstream      proxy.Upstream      // the submission server behind us
-	TLSConfig     *tls.Config         // server side; needed unless every listener is TLSNone
-	Tracker       *proxy.Tracker      // live sessions; nil means a private one
-	Logger        *slog.Logger        // nil means slog.Default
-	Hostname      string              // greeting and EHLO name; "" means os.Hostname
-	// Throttle delays and refuses password guessing; Limits bounds
-	// connections and upstream sessions. Both are shared with IMAP; nil
-	// means none.
-	Throttle *proxy.Throttle
-	Limits   *proxy.Limits
+	Gate      *proxy.Gate       // the shared login step (scope smtp)
+	Tokens    proxy.TokenSource // upstream access tokens
+	Upstream  proxy.Upstream    // the submission server behind us
+	TLSConfig *tls.Config       // server side; needed unless every listener is TLSNone
+	Limits    *proxy.Limits     // connections per network and in total; nil means none
+	Logger    *slog.Logger      // nil means slog.Default
+	Hostname  string            // greeting and EHLO name; "" means os.Hostname
 
 	// MaxMessageBytes caps a message. 0 means the upstream's SIZE.
 	//
@@ -80,9 +68,9 @@ type Options struct {
 	MaxMessageBytes int64
 
 	// PreAuthTimeout bounds the whole time from connect to a successful
-	// AUTH (default 60 s, as for IMAP): a client that has not logged in by
-	// then is not coming, and it cannot hold the connection by trickling
-	// bytes or sending NOOPs.
+	// AUTH (proxy.DefaultPreAuthTimeout): go-smtp's ReadTimeout applies per
+	// command, so without it a client could keep an unauthenticated
+	// connection with a NOOP a minute.
 	PreAuthTimeout time.Duration
 
 	// ReadTimeout is the wait for each command (default 5 minutes, RFC 5321
@@ -93,29 +81,17 @@ type Options struct {
 
 // Server is the SMTP submission proxy. It may serve several listeners.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-
-	lns proxy.Listeners
-
-	mu       sync.Mutex
-	conns    map[*trackedConn]struct{}
-	shutdown bool          // Shutdown: end sessions between transactions
-	changed  chan struct{} // closed when a connection ends
+	opts  Options
+	log   *slog.Logger
+	front *proxy.Front
 }
 
 // New returns a Server; call Serve for each listener.
 func New(opts *Options) *Server {
-	s := &Server{
-		opts:  *opts,
-		conns: make(map[*trackedConn]struct{}),
-	}
+	s := &Server{opts: *opts}
 	o := &s.opts
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.Tracker == nil {
-		o.Tracker = &proxy.Tracker{}
 	}
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
@@ -123,15 +99,16 @@ func New(opts *Options) *Server {
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
 	}
-	if o.PreAuthTimeout <= 0 {
-		o.PreAuthTimeout = defaultPreAuthTimeout
-	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = defaultCommandTimeout
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = defaultWriteTimeout
 	}
+	s.front = proxy.NewFront(&proxy.FrontOptions{
+		Proto: proxy.ProtoSMTP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout,
+		TLSConfig: o.TLSConfig, RefuseLine: tooManyConnsLine, Logger: o.Logger,
+	})
 	s.log = o.Logger.With("proto", proxy.ProtoSMTP)
 	return s
 }
@@ -140,24 +117,16 @@ func New(opts *Options) *Server {
 // mode says how clients get TLS: TLSImplicit (465), TLSStartTLS (587) or
 // TLSNone (loopback and tests; treated as secure).
 func (s *Server) Serve(ln net.Listener, mode proxy.TLSMode) error {
-	if _, err := proxy.ParseTLSMode(string(mode)); err != nil {
+	if err := s.front.CheckMode(mode); err != nil {
 		return err
 	}
-	if mode != proxy.TLSNone && s.opts.TLSConfig == nil {
-		return fmt.Errorf("smtp: tls mode %s needs a TLS config", mode)
-	}
-	tl := &trackingListener{Listener: ln, srv: s, mode: mode}
-	if !s.lns.Add(tl) {
-		ln.Close()
+	l, done, ok := s.front.Listener(ln, mode)
+	if !ok {
 		return nil
 	}
-	defer s.lns.Remove(tl)
-	var l net.Listener = tl
-	if mode == proxy.TLSImplicit {
-		l = tls.NewListener(tl, s.opts.TLSConfig)
-	}
+	defer done()
 	err := s.newGoSMTP(mode).Serve(l)
-	if s.lns.Closed() {
+	if s.front.Closed() {
 		return nil
 	}
 	return err
@@ -181,10 +150,9 @@ func (s *Server) newGoSMTP(mode proxy.TLSMode) *smtp.Server {
 	return gs
 }
 
-// Close stops accepting connections; Serve returns nil. Live sessions go on:
-// end them with Shutdown (or Tracker).
+// Close stops accepting connections; Serve returns nil. Live sessions go on.
 func (s *Server) Close() error {
-	return s.lns.Close()
+	return s.front.Close()
 }
 
 // Shutdown stops accepting connections, sends 421 to every session that is
@@ -192,55 +160,7 @@ func (s *Server) Close() error {
 // (each session ends after its DATA reply or RSET), and when ctx ends, sends
 // 421 to whatever is left and closes it, upstream included.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutdown = true
-	s.mu.Unlock()
-	err := s.Close()
-	for _, c := range s.snapshot() {
-		c.endIfIdle()
-	}
-	if !s.wait(ctx) {
-		for _, c := range s.snapshot() {
-			c.endNow()
-		}
-		return ctx.Err()
-	}
-	return err
+	return s.front.Shutdown(ctx)
 }
 
-// wait blocks until every connection has ended or ctx is done.
-func (s *Server) wait(ctx context.Context) bool {
-	for {
-		s.mu.Lock()
-		if len(s.conns) == 0 {
-			s.mu.Unlock()
-			return true
-		}
-		if s.changed == nil {
-			s.changed = make(chan struct{})
-		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-func (s *Server) shuttingDown() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shutdown
-}
-
-func (s *Server) snapshot() []*trackedConn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*trackedConn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
+func (s *Server) shuttingDown() bool { return s.front.Draining() }

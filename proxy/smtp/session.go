@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -29,20 +30,18 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s := &session{
 		srv:     b.srv,
 		nc:      nc,
-		tc:      tracked(nc),
+		pc:      proxy.ConnOf(nc),
 		secure:  isTLS || b.mode == proxy.TLSNone,
-		remote:  remoteAddr(nc),
+		remote:  proxy.RemoteAddr(nc),
 		started: time.Now(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.log = b.srv.log.With("remote", s.remote.String())
-	if s.tc != nil {
-		s.tc.sess.Store(s)
-	}
 	if b.srv.shuttingDown() {
 		s.end(true)
 		return nil, errShuttingDown
 	}
+	s.pc.OnDrain(s.drain)
 	return s, nil
 }
 
@@ -52,33 +51,33 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 // end may be called from anywhere.
 type session struct {
 	srv     *Server
-	nc      net.Conn     // the client connection (TLS if any)
-	tc      *trackedConn // nc's tracked base
-	secure  bool         // TLS, or a TLSNone listener
+	nc      net.Conn    // the client connection (TLS if any)
+	pc      *proxy.Conn // nc as accepted, under any TLS
+	secure  bool        // TLS, or a TLSNone listener
 	remote  netip.Addr
 	started time.Time
 	log     *slog.Logger
 	ctx     context.Context // cancelled when the session ends
 	cancel  context.CancelFunc
 
-	id           *proxy.Identity // set by AUTH
-	untrack      func()
-	authFailures int
+	// login is the registered session of a successful AUTH; it ends (its
+	// Context) when the password is revoked or expires.
+	login *proxy.Session
 
 	// relaying is held while Data uses the upstream, and by Reset.
 	relaying sync.Mutex
 
 	mu sync.Mutex
 	up *upstream // nil before AUTH or after the upstream connection broke
-	// releaseSlot frees the upstream session's slot in Limits.
-	releaseSlot func()
-	inTx        bool // a MAIL was accepted and not yet finished or reset
-	upTx        bool // the upstream has a transaction open
-	inData      bool // Data is streaming
-	ended       bool
-	from        string
-	rcpts       int
-	msgs        int
+	// stopWatch stops closing the session when login's Context ends.
+	stopWatch func() bool
+	inTx      bool // a MAIL was accepted and not yet finished or reset
+	upTx      bool // the upstream has a transaction open
+	inData    bool // Data is streaming
+	ended     bool
+	from      string
+	rcpts     int
+	msgs      int
 }
 
 var (
@@ -109,140 +108,111 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-// maxAuthFailures is how many failed AUTHs one session gets. offlineimap
-// spends two on one wrong password (field note 29), so it must be at least 3.
-const maxAuthFailures = 5
-
-// authenticate counts failures; the last one allowed gets 421 and the
-// connection is closed (RFC 4954 section 4 lets a server do so).
+// authenticate counts failures; past proxy.MaxLoginFailures the connection
+// gets 421 and is closed (RFC 4954 section 4 lets a server do so).
 func (s *session) authenticate(identity, username, password string) error {
 	err := s.authPlain(identity, username, password)
-	if err == errAuthFailed {
+	if err == errAuthFailed || errors.Is(err, errThrottled) {
 		s.authFailed()
+	}
+	if errors.Is(err, errThrottled) {
+		return errTempAuth
 	}
 	return err
 }
 
 // authFailed counts one failed AUTH, whatever made it fail.
 func (s *session) authFailed() {
-	s.authFailures++
-	if s.authFailures >= maxAuthFailures {
+	if s.pc.LoginFailed() {
 		writeLine(s.nc, tooManyFailuresLine)
 		s.closeConn()
 	}
 }
 
-// authPlain checks the app password, then logs in upstream at once, so that
-// a mailbox that cannot send fails here and not at MAIL.
+// errThrottled marks a refusal while locked out, which counts as a failure.
+var errThrottled = fmt.Errorf("throttled: %w", errTempAuth)
+
+// authPlain runs the shared login step, then logs in upstream at once, so
+// that a mailbox that cannot send fails here and not at MAIL. A revoke or
+// expiry during the upstream login fails the AUTH.
 func (s *session) authPlain(identity, username, password string) error {
-	log := s.log.With("user", username)
 	if identity != "" && identity != username {
-		log.Info("smtp sasl exchange failed", "err", "authorization identity differs from user")
+		s.log.Info("smtp sasl exchange failed", "user", proxy.LogSafe(username), "err", "authorization identity differs from user")
 		return errAuthFailed
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, loginTimeout)
 	defer cancel()
-	id, err := s.checkPassword(ctx, username, password)
+	login, err := s.srv.opts.Gate.Login(ctx, &proxy.LoginRequest{
+		Username: username, Password: password, Proto: proxy.ProtoSMTP, Remote: s.remote,
+	})
+	if errors.Is(err, proxy.ErrThrottled) {
+		return errThrottled
+	}
 	if err != nil {
 		return authReply(err)
 	}
-	release, ok := s.srv.opts.Limits.Session(proxy.ProtoSMTP, id.Mailbox)
-	if !ok {
-		log.Warn("login refused: too many upstream sessions")
-		return errTempAuth
+	upCtx, upCancel := context.WithTimeout(login.Context(), loginTimeout)
+	defer upCancel()
+	up, err := s.srv.login(upCtx, login.Mailbox)
+	if lerr := login.Err(); lerr != nil { // revoked or expired meanwhile
+		if err == nil {
+			up.abort()
+		}
+		err = lerr
 	}
-	up, err := s.srv.login(ctx, id.Mailbox)
 	if err != nil {
-		release()
-		log.Warn("smtp upstream login failed", "upstream", s.srv.opts.Upstream.Address, "err", err)
+		login.End()
+		s.log.Warn("smtp upstream login failed", "user", login.Mailbox, "upstream", s.srv.opts.Upstream.Address, "err", err)
 		return authReply(err)
 	}
-	if !s.setUpstream(up, release) {
-		release()
+	if !s.setUpstream(up, login) {
+		login.End()
 		up.abort()
 		return errTempAuth
 	}
-	if s.tc != nil {
-		s.tc.authed.Store(true)
-	}
-	s.id = id
-	s.log = s.log.With("user", id.Mailbox, "password_id", id.PasswordID)
-	untrack := s.srv.opts.Tracker.Add(&proxy.Session{
-		Proto: proxy.ProtoSMTP, Mailbox: id.Mailbox, PasswordID: id.PasswordID,
-		Remote: s.remote, Started: time.Now(), Close: func() { s.end(false) },
-	})
-	s.mu.Lock()
-	s.untrack = untrack
-	s.mu.Unlock()
+	s.pc.LoggedIn()
+	s.log = s.log.With("user", login.Mailbox, "password_id", login.PasswordID)
 	s.log.Info("smtp login", "upstream", s.srv.opts.Upstream.Address, "upstream_size", up.size)
 	return nil
 }
 
-// checkPassword asks the Authenticator with the throttle around it: a
-// network or mailbox that failed too often is refused without a check, and
-// a failure's reply waits. "login failed" is the line fail2ban matches
-// (README, Security); it is logged with the server's logger so that its
-// keys come in a fixed order: proto, remote, user.
-func (s *session) checkPassword(ctx context.Context, user, pass string) (*proxy.Identity, error) {
-	th, log := s.srv.opts.Throttle, s.srv.log
-	if err := th.Check(s.remote, user); err != nil {
-		log.Warn("login refused: throttled", "remote", s.remote, "user", user)
-		return nil, err
-	}
-	id, err := s.srv.opts.Authenticator.Authenticate(ctx, &proxy.LoginRequest{
-		Username: user, Password: pass, Proto: proxy.ProtoSMTP, Remote: s.remote,
-	})
-	switch {
-	case err == nil:
-		th.Success(s.remote, user)
-	case errors.Is(err, proxy.ErrAuthFailed):
-		proxy.Sleep(ctx, th.Failure(s.remote, user))
-		log.Warn("login failed", "remote", s.remote, "user", user, "err", err)
-	default:
-		log.Warn("login unavailable", "remote", s.remote, "user", user, "err", err)
-	}
-	return id, err
-}
-
 // setUpstream installs up unless the session has ended meanwhile. At AUTH
-// it also takes the session's slot in Limits (release), which is held until
-// the session ends, across upstream reconnections (release nil).
-func (s *session) setUpstream(up *upstream, release func()) bool {
+// it also takes the registered login, which is held until the session ends,
+// across upstream reconnections (login nil), and ends the session when the
+// login's Context ends.
+func (s *session) setUpstream(up *upstream, login *proxy.Session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return false
 	}
 	s.up = up
-	if release != nil {
-		s.releaseSlot = release
+	if login != nil {
+		s.login = login
+		s.stopWatch = context.AfterFunc(login.Context(), func() { s.end(false) })
 	}
 	return true
 }
 
-// releaseSession frees the session's Limits slot, once.
-// releaseSession gives back the session's upstream slot and leaves the
-// tracker. It runs before the connection is closed, so that whoever waits
-// for connections to end (Shutdown) never sees a tracked session outlive
-// its connection.
+// releaseSession ends the registered login (its session slot, its place in
+// the registry). It runs before the connection is closed, so that whoever
+// waits for connections to end (Shutdown) never sees a registered session
+// outlive its connection.
 func (s *session) releaseSession() {
 	s.mu.Lock()
-	release, untrack := s.releaseSlot, s.untrack
-	s.releaseSlot, s.untrack = nil, nil
+	login, stop := s.login, s.stopWatch
+	s.stopWatch = nil
 	s.mu.Unlock()
-	if release != nil {
-		release()
+	if stop != nil {
+		stop()
 	}
-	if untrack != nil {
-		untrack()
+	if login != nil {
+		login.End()
 	}
 }
 
 func (s *session) Logout() error {
 	s.cancel()
-	if s.tc != nil {
-		s.tc.sess.CompareAndSwap(s, nil)
-	}
 	s.mu.Lock()
 	up, streaming := s.up, s.inData
 	s.up, s.ended = nil, true
@@ -253,7 +223,7 @@ func (s *session) Logout() error {
 		up.quit()
 	}
 	s.releaseSession()
-	if s.id != nil {
+	if s.login != nil {
 		s.log.Info("smtp session end", "messages", s.msgs, "duration", time.Since(s.started).Round(time.Millisecond))
 	}
 	return nil
@@ -280,28 +250,21 @@ func (s *session) end(say421 bool) {
 // closeConn closes the client's TCP connection under any TLS, so that no
 // close_notify can block on a client that does not read.
 func (s *session) closeConn() {
-	if s.tc != nil {
-		s.tc.Close()
-		return
-	}
-	s.nc.Close()
+	s.pc.Close()
 }
 
-// endIfIdle ends the session for Shutdown unless a transaction is open.
-func (s *session) endIfIdle() {
+// drain is what Shutdown asks the session (proxy.Conn.OnDrain): end now
+// with 421 unless a transaction is open, which ends after its DATA reply or
+// RSET (see Reset); with force, end at once.
+func (s *session) drain(force bool) bool {
 	s.mu.Lock()
 	busy := s.inTx
 	s.mu.Unlock()
-	if !busy {
-		s.end(true)
+	if busy && !force {
+		return false
 	}
-}
-
-func remoteAddr(nc net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
+	s.end(true)
+	return true
 }
 
 // authReply maps an authentication error to its fixed reply.

@@ -36,7 +36,7 @@ func TestShutdownIdle(t *testing.T) {
 		t.Errorf("idle session got %q, want one 421", got)
 	}
 	fresh.expectClosed()
-	if n := e.tracker.Len(); n != 0 {
+	if n := e.sessions.Len(); n != 0 {
 		t.Errorf("tracker has %d sessions after Shutdown", n)
 	}
 }

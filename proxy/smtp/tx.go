@@ -10,7 +10,7 @@ import (
 // Mail starts a transaction upstream. go-smtp has already checked the
 // syntax and refused the parameters we do not advertise.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if s.id == nil {
+	if s.login == nil {
 		return errAuthRequired
 	}
 	if s.srv.shuttingDown() {
@@ -37,7 +37,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 // Rcpt adds a recipient upstream; a refusal reaches the client verbatim.
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if s.id == nil {
+	if s.login == nil {
 		return errAuthRequired
 	}
 	up := s.current()
@@ -83,7 +83,7 @@ func (s *session) upstream() (*upstream, error) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, loginTimeout)
 	defer cancel()
-	up, err := s.srv.login(ctx, s.id.Mailbox)
+	up, err := s.srv.login(ctx, s.login.Mailbox)
 	if err != nil {
 		s.log.Warn("smtp upstream reconnect failed", "upstream", s.srv.opts.Upstream.Address, "err", err)
 		return nil, errUpstreamDown

@@ -13,9 +13,6 @@ import (
 	"mailgate/proxy"
 )
 
-// errTokenRefused marks an upstream 5xx reply to AUTH: the token is bad.
-var errTokenRefused = errors.New("upstream refused the token")
-
 // upstream is the authenticated connection to the submission server.
 type upstream struct {
 	c    *smtp.Client
@@ -23,27 +20,14 @@ type upstream struct {
 	size int64    // the upstream's SIZE, 0 when it announces none
 }
 
-// login connects to the upstream and authenticates as mailbox. A refused
-// token is invalidated and a fresh one tried once. Errors wrap
-// proxy.ErrAuthFailed (the mailbox cannot send) or proxy.ErrUnavailable.
+// login connects to the upstream and authenticates as mailbox, with one
+// retry on a fresh token when the upstream refuses the cached one. Errors
+// wrap proxy.ErrAuthFailed (the mailbox cannot send) or
+// proxy.ErrUnavailable.
 func (s *Server) login(ctx context.Context, mailbox string) (*upstream, error) {
-	var refused error
-	for range 2 {
-		token, err := s.opts.Tokens.Token(ctx, mailbox)
-		if err != nil {
-			return nil, fmt.Errorf("token for %s: %w", mailbox, err)
-		}
-		up, err := s.connect(ctx, mailbox, token)
-		if err == nil {
-			return up, nil
-		}
-		if !errors.Is(err, errTokenRefused) {
-			return nil, err
-		}
-		s.opts.Tokens.Invalidate(mailbox, token)
-		refused = err
-	}
-	return nil, fmt.Errorf("%w: %w", proxy.ErrAuthFailed, refused)
+	return proxy.LoginWithToken(ctx, s.opts.Tokens, mailbox, func(token string) (*upstream, error) {
+		return s.connect(ctx, mailbox, token)
+	})
 }
 
 // connect dials the upstream, reads the greeting, says EHLO, gets TLS and
@@ -115,7 +99,7 @@ func (up *upstream) auth(u *proxy.Upstream, mailbox, token string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &se) && se.Code/100 == 5:
-		return fmt.Errorf("%w: %w", errTokenRefused, err)
+		return fmt.Errorf("%w: %w", proxy.ErrTokenRefused, err)
 	}
 	return fmt.Errorf("%w: upstream auth: %w", proxy.ErrUnavailable, err)
 }
