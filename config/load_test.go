@@ -97,7 +97,7 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
-// TestTestdata loads the example files that cmd, the README and the
+// TestTestdata loads the example files that cmd, the docs and the
 // acceptance checks point at.
 func TestTestdata(t *testing.T) {
 	tests := []struct {

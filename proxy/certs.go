@@ -16,10 +16,11 @@ import (
 // renewed certificate (certbot, ACME clients) is in use within seconds.
 const DefaultCertPoll = 5 * time.Second
 
-// CertLoader serves the TLS certificate through tls.Config.GetCertificate,
-// so that Reload can swap it without restarting listeners or dropping
-// sessions (field note 22): a handshake picks the certificate once, so live
-// sessions keep theirs and only new ones get the new certificate.
+// CertLoader serves the TLS certificate through tls.Config.GetCertificate, so
+// that Reload can swap it without restarting listeners or dropping sessions
+// (docs/clients.md, "Apple Mail and certificate changes"): a handshake picks the
+// certificate once, so live sessions keep theirs and only new ones get the new
+// certificate.
 type CertLoader struct {
 	certFile, keyFile string
 	cert              atomic.Pointer[tls.Certificate]
@@ -100,8 +101,9 @@ func (c *CertLoader) stamp() fileStamp {
 	return s
 }
 
-// GetCertificate implements tls.Config.GetCertificate. One certificate
-// covers every name: Outlook may send no SNI (field note 21).
+// GetCertificate implements tls.Config.GetCertificate. One certificate covers
+// every name: Outlook may send no SNI (docs/clients.md, "Outlook may send no
+// SNI").
 func (c *CertLoader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if cert := c.cert.Load(); cert != nil {
 		return cert, nil

@@ -5,10 +5,11 @@ import (
 	"sync"
 )
 
-// Connection limit defaults. A whole office behind one NAT address shares
-// the per-network limit (Apple Mail alone keeps up to 5 connections per
-// account, field note 10); Exchange Online allows about 20 concurrent IMAP
-// sessions per mailbox (field note 14).
+// Connection limit defaults. A whole office behind one NAT address shares the
+// per-network limit (Apple Mail alone keeps up to 5 connections per account,
+// docs/clients.md, "Clients idle long and keep several connections"); Exchange
+// Online allows about 20 concurrent IMAP sessions per mailbox (docs/clients.md,
+// "Upstreams limit connections per mailbox").
 const (
 	DefaultConnsPerIP         = 50
 	DefaultMaxConns           = 10000

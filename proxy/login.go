@@ -10,8 +10,9 @@ import (
 // Microsoft's SMTP AUTH profile use. go-sasl only has its client side.
 const Login = "LOGIN"
 
-// The prompts, exactly as Microsoft sends them ("Username:", "Password:"):
-// some clients compare them byte for byte (field note 15).
+// The prompts, exactly as Microsoft sends them ("Username:", "Password:"): some
+// clients compare them byte for byte (docs/clients.md, "Microsoft's AUTH LOGIN
+// prompts").
 var (
 	loginUserPrompt = []byte("Username:")
 	loginPassPrompt = []byte("Password:")

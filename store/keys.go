@@ -18,9 +18,10 @@ import (
 // keyFileSize is the size of the master key file: 256 random bits.
 const keyFileSize = 32
 
-// HKDF info strings. Each purpose gets its own key, so the app-password key
-// and the token key are independent (field note 27: token encryption must
-// not depend on the client's password, nor the other way round).
+// HKDF info strings. Each purpose gets its own key, so the app-password key and
+// the token key are independent (docs/clients.md, "Token encryption independent
+// of client passwords": token encryption must not depend on the client's
+// password, nor the other way round).
 const (
 	infoAppPassword  = "mailgate app-password v1"
 	infoRefreshToken = "mailgate refresh-token v1"

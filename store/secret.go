@@ -20,8 +20,9 @@ import (
 //   - A slow, memory-hard hash is a weapon against the server: every login
 //     attempt, including a storm of bogus ones from the internet, would cost
 //     tens of milliseconds and megabytes. Legacy clients log in often (Apple
-//     Mail keeps several connections per account, field note 10), and Verify
-//     must cost the same for an unknown mailbox, so every failure would pay
+//     Mail keeps several connections per account: docs/clients.md, "Clients
+//     idle long and keep several connections"), and Verify must cost the
+//     same for an unknown mailbox, so every failure would pay
 //     the full price too. That turns brute force into a denial of service.
 //   - The HMAC key is derived from the key file, which lives outside the
 //     database. A stolen database alone gives an attacker nothing to test
@@ -35,9 +36,10 @@ import (
 // HMAC-SHA-256(HKDF(key file, "mailgate app-password v1"), mailbox NUL secret).
 const hashScheme = "hmac-sha256-v1"
 
-// Secret format: 26 characters of [a-z0-9] is 26*log2(36) = 134 bits, above
-// the 128 we want. Only letters and digits, so no client quoting breaks it
-// (field note 7), and lower case only, so it is easy to type on a phone.
+// Secret format: 26 characters of [a-z0-9] is 26*log2(36) = 134 bits, above the
+// 128 we want. Only letters and digits, so no client quoting breaks it
+// (docs/clients.md, "Clients quote passwords badly"), and lower case only, so it
+// is easy to type on a phone.
 const (
 	secretAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 	secretLen      = 26

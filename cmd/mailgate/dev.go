@@ -167,9 +167,10 @@ func serveLoopback(serve func(net.Listener) error) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// writeDevCert writes a self-signed certificate for localhost and the
-// loopback addresses; clients such as mbsync want a DNS name (field note 30).
-// It lasts a month, so a long-running -dev session keeps working.
+// writeDevCert writes a self-signed certificate for localhost and the loopback
+// addresses; clients such as mbsync want a DNS name (docs/clients.md, "Clients
+// ignore IP addresses in certificates"). It lasts a month, so a long-running
+// -dev session keeps working.
 func writeDevCert(dir string) (tls.Certificate, error) {
 	c, err := selfsigned.New(&selfsigned.Options{
 		Hosts:      []string{"localhost", "127.0.0.1", "::1"},

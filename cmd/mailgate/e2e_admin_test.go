@@ -34,8 +34,9 @@ func TestE2ELinkWithoutDaemon(t *testing.T) {
 	waitMaildir(t, e.stack.Maildir(typed), 1)
 }
 
-// TestE2ECertReload replaces the certificate and sends SIGHUP: live
-// sessions go on, new connections get the new certificate (field note 22).
+// TestE2ECertReload replaces the certificate and sends SIGHUP: live sessions go
+// on, new connections get the new certificate (docs/clients.md, "Apple Mail and
+// certificate changes").
 func TestE2ECertReload(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, e2eOpts{})
@@ -88,10 +89,12 @@ func TestE2EUnlink(t *testing.T) {
 	}
 }
 
-// TestE2EOutlookStart plays the start of the new Outlook and Apple Mail
-// against real Dovecot: ID before login (field note 3), then CAPABILITY,
-// ID, NAMESPACE and ENABLE after it, all answered OK; the capabilities
-// after login are the upstream's, without AUTH= (field notes 4, 13).
+// TestE2EOutlookStart plays the start of the new Outlook and Apple Mail against
+// real Dovecot: ID before login (docs/clients.md, "Apple Mail sends ID before
+// login"), then CAPABILITY, ID, NAMESPACE and ENABLE after it, all answered OK;
+// the capabilities after login are the upstream's, without AUTH=
+// (docs/clients.md, "Clients want capabilities in the greeting" and "Upstreams
+// differ in capabilities").
 func TestE2EOutlookStart(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, e2eOpts{})

@@ -258,9 +258,10 @@ func (d *daemonProc) stop(t *testing.T) {
 	})
 }
 
-// writeCert writes a certificate for localhost and 127.0.0.1 that is its
-// own root (field note 30: clients check DNS names, not IP addresses) and
-// returns its PEM file and a client config that trusts it.
+// writeCert writes a certificate for localhost and 127.0.0.1 that is its own
+// root (docs/clients.md, "Clients ignore IP addresses in certificates": clients
+// check DNS names, not IP addresses) and returns its PEM file and a client
+// config that trusts it.
 func writeCert(t *testing.T, dir string) (string, *tls.Config) {
 	t.Helper()
 	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost", "127.0.0.1"}})

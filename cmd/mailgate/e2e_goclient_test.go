@@ -244,8 +244,9 @@ func hasSeen(flags []imap.Flag) bool {
 	return false
 }
 
-// localhost turns 127.0.0.1:port into localhost:port for clients that check
-// the certificate's DNS name (field note 30).
+// localhost turns 127.0.0.1:port into localhost:port for clients that check the
+// certificate's DNS name (docs/clients.md, "Clients ignore IP addresses in
+// certificates").
 func localhost(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return "localhost:" + port

@@ -170,10 +170,11 @@ func TestE2ERelink(t *testing.T) {
 	}
 }
 
-// TestE2EConcurrentRefresh: the provider expires the access token and an
-// Apple Mail-like client opens five connections at once (field note 10).
-// All log in, and the rotating refresh token is used once (field note 26):
-// a second use of the old one would be invalid_grant and unlink the mailbox.
+// TestE2EConcurrentRefresh: the provider expires the access token and an Apple
+// Mail-like client opens five connections at once (docs/clients.md, "Clients
+// idle long and keep several connections"). All log in, and the rotating refresh
+// token is used once (docs/clients.md, "Refresh tokens rotate and expire"): a
+// second use of the old one would be invalid_grant and unlink the mailbox.
 func TestE2EConcurrentRefresh(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, e2eOpts{})

@@ -6,10 +6,11 @@ import (
 )
 
 // legacySuites are the TLS 1.0 cipher suites an unpatched Windows 7 Schannel
-// (Outlook 2010) shares with us: ECDHE with AES-CBC-SHA, for an RSA or an
-// ECDSA certificate (field note 20). crypto/tls still serves them at TLS 1.0
-// when Config.MinVersion is set explicitly; the tls10server GODEBUG only
-// changes the default when MinVersion is 0, so no //go:debug is needed.
+// (Outlook 2010) shares with us: ECDHE with AES-CBC-SHA, for an RSA or an ECDSA
+// certificate (docs/clients.md, "Outlook on Windows 7 speaks only TLS 1.0").
+// crypto/tls still serves them at TLS 1.0 when Config.MinVersion is set
+// explicitly; the tls10server GODEBUG only changes the default when MinVersion
+// is 0, so no //go:debug is needed.
 var legacySuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
 	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,

@@ -17,8 +17,9 @@ import (
 	"mailgate/proxy"
 )
 
-// writeRSACert writes a self-signed RSA pair for "localhost": Windows 7's
-// TLS 1.0 suites need an RSA certificate (field note 20).
+// writeRSACert writes a self-signed RSA pair for "localhost": Windows 7's TLS
+// 1.0 suites need an RSA certificate (docs/clients.md, "Outlook on Windows 7
+// speaks only TLS 1.0").
 func writeRSACert(t *testing.T, dir, cn string) (certFile, keyFile string) {
 	t.Helper()
 	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}, CommonName: cn, RSA: true, Lifetime: time.Hour})

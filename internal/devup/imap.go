@@ -57,7 +57,8 @@ func NewIMAP(opts *IMAPOptions) *IMAPServer {
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &imapSession{srv: s}, nil, nil
 		},
-		// The caps of a server like Exchange Online (field note 13).
+		// The caps of a server like Exchange Online (docs/clients.md, "Upstreams
+		// differ in capabilities").
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {}, imap.CapMove: {},
 			imap.CapChildren: {}, imap.CapLiteralPlus: {},

@@ -23,9 +23,9 @@ type SMTPOptions struct {
 	// Verify checks the bearer token of an XOAUTH2 or OAUTHBEARER login.
 	// Nil accepts every token.
 	Verify XOAUTH2Verifier
-	// TLSConfig turns TLS on: STARTTLS (required before AUTH, as Exchange
-	// Online does, field note 16), or implicit TLS when Implicit is set.
-	// Nil serves plaintext (loopback tests only).
+	// TLSConfig turns TLS on: STARTTLS (required before AUTH, as Exchange Online
+	// does, docs/clients.md, "SMTP AUTH only after TLS"), or implicit TLS when
+	// Implicit is set. Nil serves plaintext (loopback tests only).
 	TLSConfig *tls.Config
 	Implicit  bool
 	// Deliver receives each message once per recipient. Nil records the
@@ -78,7 +78,8 @@ func NewSMTP(opts *SMTPOptions) *SMTPServer {
 	}))
 	srv.Domain = "localhost"
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
-	// Bearer tokens run to a few kilobytes (field note 17).
+	// Bearer tokens run to a few kilobytes (docs/clients.md, "OAuth tokens
+	// outgrow SMTP lines").
 	srv.MaxLineLength = 64 << 10
 	srv.TLSConfig = s.opts.TLSConfig
 	srv.AllowInsecureAuth = s.opts.TLSConfig == nil

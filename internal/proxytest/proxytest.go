@@ -51,7 +51,7 @@ func IdleConnCount(t testing.TB) int {
 }
 
 // Fail2banFilter returns the failregex lines of the fail2ban filter in the
-// README at path, with fail2ban's <HOST> turned into a Go named group
+// doc at path, with fail2ban's <HOST> turned into a Go named group
 // "host", so tests check the filter admins actually copy.
 func Fail2banFilter(t testing.TB, path string) []*regexp.Regexp {
 	t.Helper()

@@ -32,14 +32,16 @@ const DefaultLifetime = 24 * time.Hour
 // Options say what certificate New makes. A nil *Options or zero fields
 // give an ECDSA P-256 certificate for "localhost", valid for a day.
 type Options struct {
-	// Hosts are DNS names and IP literals put in the subject alternative
-	// names; default "localhost". Clients check DNS names and often ignore
-	// IP addresses (field note 30), so keep a name in the list.
+	// Hosts are DNS names and IP literals put in the subject alternative names;
+	// default "localhost". Clients check DNS names and often ignore IP addresses
+	// (docs/clients.md, "Clients ignore IP addresses in certificates"), so keep
+	// a name in the list.
 	Hosts []string
 	// CommonName is the subject's CN; default Hosts[0].
 	CommonName string
-	// RSA makes an RSA 2048 key instead of ECDSA P-256, e.g. for the TLS
-	// 1.0 ECDHE-RSA suites Windows 7 clients need (field note 20).
+	// RSA makes an RSA 2048 key instead of ECDSA P-256, e.g. for the TLS 1.0
+	// ECDHE-RSA suites Windows 7 clients need (docs/clients.md, "Outlook on
+	// Windows 7 speaks only TLS 1.0").
 	RSA bool
 	// Lifetime is how long the certificate is valid; default DefaultLifetime.
 	Lifetime time.Duration

@@ -11,8 +11,9 @@ import (
 	"mailgate/proxy"
 )
 
-// Fixed replies: the client never learns which check failed (field note 6:
-// keep the connection; style: details go to the log only).
+// Fixed replies: the client never learns which check failed (docs/clients.md,
+// "Outlook probes with an empty password": keep the connection; style: details
+// go to the log only).
 const (
 	textAuthFailed  = "NO [AUTHENTICATIONFAILED] Authentication failed"
 	textUnavailable = "NO [UNAVAILABLE] Service temporarily unavailable, try again later"
@@ -20,7 +21,7 @@ const (
 )
 
 // handleLogin takes LOGIN userid password, each an atom, a quoted string or
-// a literal (field note 5).
+// a literal (docs/clients.md, "LOGIN arrives in every syntax").
 func (c *conn) handleLogin(cmd *command) error {
 	if !c.secure {
 		c.reply("%s %s", cmd.tag, textPrivacy)
@@ -125,7 +126,8 @@ func decodeSASL(s string) ([]byte, bool) {
 func (c *conn) login(tag, user, pass string) error {
 	if pass == "" {
 		// Old Outlook probes with an empty password to trigger its prompt
-		// (field note 6): no store lookup, and not counted as a failure.
+		// (docs/clients.md, "Outlook probes with an empty password"): no store
+		// lookup, and not counted as a failure.
 		c.reply("%s %s", tag, textAuthFailed)
 		return nil
 	}
@@ -166,8 +168,9 @@ func (c *conn) refused(tag string, err error) error {
 	}
 	c.reply("%s %s", tag, text)
 	if c.pc.LoginFailed() {
-		// Ends guessing on this connection without hurting a client that
-		// retries once with another mechanism (field note 29).
+		// Ends guessing on this connection without hurting a client that retries
+		// once with another mechanism (docs/clients.md, "One wrong password can
+		// cost two failures").
 		c.reply("* BYE Too many failed logins")
 		return errClose
 	}

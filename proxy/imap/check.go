@@ -11,11 +11,11 @@ import (
 // answer does not change the result.
 const checkLogoutTimeout = 5 * time.Second
 
-// CheckLogin logs in to the upstream as mailbox with token, exactly as a
-// proxied session would (including the mailbox probe of field note 12), and
-// logs out again. It lets a link be verified when no ID token names the
-// mailbox: only that mailbox's own grant opens it. The error wraps
-// proxy.ErrAuthFailed when the upstream refuses the token or the mailbox,
+// CheckLogin logs in to the upstream as mailbox with token, exactly as a proxied
+// session would (including the mailbox probe of docs/clients.md, "Authenticated
+// but not connected"), and logs out again. It lets a link be verified when no ID
+// token names the mailbox: only that mailbox's own grant opens it. The error
+// wraps proxy.ErrAuthFailed when the upstream refuses the token or the mailbox,
 // and proxy.ErrUnavailable when the upstream cannot be reached or misbehaves.
 func CheckLogin(ctx context.Context, up proxy.Upstream, mailbox, token string) error {
 	c, err := loginUpstream(ctx, &up, mailbox, token)

@@ -32,9 +32,10 @@ func (c *conn) handleLogout(cmd *command) error {
 }
 
 // handleStartTLS upgrades the connection. Bytes the client sent before the
-// handshake are dropped with the old reader, and the capabilities start
-// over (RFC 3501 section 6.2.1, RFC 2595 section 3.1, field note 8): a
-// man in the middle cannot inject commands into the TLS session.
+// handshake are dropped with the old reader, and the capabilities start over
+// (RFC 3501 section 6.2.1, RFC 2595 section 3.1, docs/clients.md, "STARTTLS
+// starts the conversation over"): a man in the middle cannot inject commands
+// into the TLS session.
 func (c *conn) handleStartTLS(cmd *command) error {
 	if !c.canStartTLS {
 		c.reply("%s BAD STARTTLS not available", cmd.tag)
@@ -54,9 +55,9 @@ func (c *conn) handleStartTLS(cmd *command) error {
 	return nil
 }
 
-// handleID answers RFC 2971 ID. Apple Mail sends it before LOGIN and takes
-// a BAD for a wrong password (field note 3). The client's name and version
-// go to the session log.
+// handleID answers RFC 2971 ID. Apple Mail sends it before LOGIN and takes a BAD
+// for a wrong password (docs/clients.md, "Apple Mail sends ID before login").
+// The client's name and version go to the session log.
 func (c *conn) handleID(cmd *command) error {
 	params, ok := idParams(cmd.args)
 	if !ok {

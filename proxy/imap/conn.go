@@ -13,11 +13,11 @@ import (
 	"mailgate/proxy"
 )
 
-// Capabilities before login. AUTH=PLAIN only: Outlook and Apple Mail pick
-// NTLM, DIGEST-MD5 or CRAM-MD5 when offered, which cannot be checked against
-// a hashed app password (field note 1). Before TLS no AUTH= at all and
-// LOGINDISABLED, so that Outlook never sends a password in clear (field
-// note 2, RFC 3501 section 6.2.3).
+// Capabilities before login. AUTH=PLAIN only: Outlook and Apple Mail pick NTLM,
+// DIGEST-MD5 or CRAM-MD5 when offered, which cannot be checked against a hashed
+// app password (docs/clients.md, "Outlook and Apple Mail use any mechanism
+// offered"). Before TLS no AUTH= at all and LOGINDISABLED, so that Outlook never
+// sends a password in clear (field note 2, RFC 3501 section 6.2.3).
 const (
 	capsSecure    = "IMAP4rev1 SASL-IR ID LITERAL+ AUTH=PLAIN"
 	capsPlaintext = "IMAP4rev1 STARTTLS LOGINDISABLED ID LITERAL+"
@@ -75,7 +75,8 @@ func (c *conn) caps() string {
 }
 
 // serve runs the pre-auth command loop. Our own greeting carries the
-// capabilities: some clients need them there (field note 4).
+// capabilities: some clients need them there (docs/clients.md, "Clients want
+// capabilities in the greeting").
 func (c *conn) serve() error {
 	c.reply("* OK [CAPABILITY %s] %s mailgate ready", c.caps(), c.s.opts.Hostname)
 	for {

@@ -44,7 +44,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// TestFail2banFilter: the README's filter finds the client of every failed
+// TestFail2banFilter: docs/security.md's filter finds the client of every failed
 // password check, and nothing else (not the lockout refusals), in both log
 // formats.
 func TestFail2banFilter(t *testing.T) {

@@ -20,8 +20,8 @@ import (
 )
 
 // testCert returns a server config with a fresh self-signed certificate for
-// "localhost" (field note 30: clients ignore IP addresses) and a client
-// config that trusts it.
+// "localhost" (docs/clients.md, "Clients ignore IP addresses in certificates":
+// clients ignore IP addresses) and a client config that trusts it.
 func testCert(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
 	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}, Lifetime: time.Hour})

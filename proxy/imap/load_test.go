@@ -11,7 +11,7 @@ import (
 	"mailgate/proxy"
 )
 
-// TestLoadThrottle is the loopback load script of the README's Security
+// TestLoadThrottle is the loopback load script of docs/security.md
 // section: 200 wrong passwords from 10 attacker addresses (20 each, 10 at a
 // time) against one mailbox, while its owner logs in 20 times from the
 // address they used before. Run it with -v to see the counts. Delays are

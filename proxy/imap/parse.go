@@ -146,9 +146,10 @@ func allDigits(b []byte) bool {
 	return true
 }
 
-// parseCommand parses what readCommand returned. It accepts more than RFC
-// 3501's grammar where that costs nothing (several spaces, atoms with 8-bit
-// characters) because clients quote badly (field note 7).
+// parseCommand parses what readCommand returned. It accepts more than RFC 3501's
+// grammar where that costs nothing (several spaces, atoms with 8-bit characters)
+// because clients quote badly (docs/clients.md, "Clients quote passwords
+// badly").
 func parseCommand(b []byte) (*command, error) {
 	p := &parser{b: b}
 	tag := p.atom()

@@ -20,9 +20,10 @@ const (
 	DefaultMaxLine = 8192
 	// DefaultMaxLiteral bounds a pre-auth literal (a user name or password).
 	DefaultMaxLiteral = 8192
-	// DefaultIdleTimeout ends relayed sessions after this long without
-	// traffic: more than RFC 3501 section 5.4's 30 minutes, so that RFC
-	// 2177's re-IDLE every 29 minutes keeps a session alive (field note 10).
+	// DefaultIdleTimeout ends relayed sessions after this long without traffic:
+	// more than RFC 3501 section 5.4's 30 minutes, so that RFC 2177's re-IDLE
+	// every 29 minutes keeps a session alive (docs/clients.md, "Clients idle
+	// long and keep several connections").
 	DefaultIdleTimeout = 31 * time.Minute
 )
 

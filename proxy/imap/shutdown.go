@@ -7,10 +7,10 @@ import (
 )
 
 // DefaultShutdownQuiet is how long the upstream must have sent nothing to a
-// relayed client before Shutdown may end the session with BYE. After login
-// the relay is byte-transparent (field note 9), so the proxy cannot see
-// whether a response is complete; a second of silence from the upstream
-// means none is being sent.
+// relayed client before Shutdown may end the session with BYE. After login the
+// relay is byte-transparent (docs/clients.md, "After login, relay byte for
+// byte"), so the proxy cannot see whether a response is complete; a second of
+// silence from the upstream means none is being sent.
 const DefaultShutdownQuiet = time.Second
 
 // byeText is the untagged BYE of RFC 3501 section 7.1.5: the client knows

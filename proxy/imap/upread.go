@@ -88,9 +88,9 @@ func capCode(text string) []string {
 	return strings.Fields(list)
 }
 
-// clientCaps is the upstream's post-login list without what only concerns
-// the login we already did. Everything else is relayed as is: never
-// advertise what the upstream lacks (field note 13).
+// clientCaps is the upstream's post-login list without what only concerns the
+// login we already did. Everything else is relayed as is: never advertise what
+// the upstream lacks (docs/clients.md, "Upstreams differ in capabilities").
 func clientCaps(upstream []string) string {
 	var out []string
 	for _, c := range upstream {

@@ -29,8 +29,9 @@ const (
 )
 
 var (
-	// errNotConnected: the upstream took the token but cannot reach the
-	// mailbox (field note 12: "User is authenticated but not connected").
+	// errNotConnected: the upstream took the token but cannot reach the mailbox
+	// (docs/clients.md, "Authenticated but not connected": "User is
+	// authenticated but not connected").
 	errNotConnected = fmt.Errorf("upstream mailbox probe failed: %w", proxy.ErrAuthFailed)
 	// errUpstreamDown: the upstream answered NO [UNAVAILABLE] (RFC 5530
 	// section 3), as Gmail does with "Temporary System Problem" and Dovecot
@@ -56,10 +57,11 @@ type response struct {
 	text   string // after the status, or the continuation's base64
 }
 
-// openUpstream logs in to the upstream for mailbox, with one retry on a
-// fresh token when the upstream refuses the cached one (field note 11).
-// When ctx ends (the session was revoked, the deadline passed) the upstream
-// connection is closed and the login fails.
+// openUpstream logs in to the upstream for mailbox, with one retry on a fresh
+// token when the upstream refuses the cached one (docs/clients.md, "Exchange
+// Online ends sessions when the token expires"). When ctx ends (the session was
+// revoked, the deadline passed) the upstream connection is closed and the login
+// fails.
 func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, error) {
 	return proxy.LoginWithToken(ctx, s.opts.Tokens, mailbox, func(token string) (*upConn, error) {
 		up, err := s.tryUpstream(ctx, mailbox, token)
@@ -220,10 +222,10 @@ func (up *upConn) capability() error {
 	return nil
 }
 
-// authenticate runs the SASL exchange. The initial response goes on the
-// command line when the upstream has SASL-IR (RFC 4959), else after the
-// first "+". An error challenge (Gmail's base64 JSON, field note 23) is
-// answered as the mechanism says and never reaches the client.
+// authenticate runs the SASL exchange. The initial response goes on the command
+// line when the upstream has SASL-IR (RFC 4959), else after the first "+". An
+// error challenge (Gmail's base64 JSON, docs/clients.md, "XOAUTH2 and its error
+// challenge") is answered as the mechanism says and never reaches the client.
 func (up *upConn) authenticate(cl sasl.Client) error {
 	mech, ir, err := cl.Start()
 	if err != nil {

@@ -47,8 +47,9 @@ func loginVia(t *testing.T, addr string, extra int) []string {
 	return lines
 }
 
-// Exchange Online style: no capabilities in the greeting, no SASL-IR, and
-// the token accepted but the mailbox unreachable (field note 12).
+// Exchange Online style: no capabilities in the greeting, no SASL-IR, and the
+// token accepted but the mailbox unreachable (docs/clients.md, "Authenticated
+// but not connected").
 func TestUpstreamAuthenticatedButNotConnected(t *testing.T) {
 	addr := scriptedUpstream(t, [][2]string{
 		{"", "* OK The Microsoft Exchange IMAP4 service is ready.\r\n"},

@@ -43,8 +43,8 @@ func (m *Manager) delegated(op string) error {
 }
 
 // StartDeviceLink asks the provider for a device code (RFC 8628 section 3.1).
-// Google's device flow cannot carry the Gmail scope (field note 25): use
-// StartAuthCodeLink there.
+// Google's device flow cannot carry the Gmail scope (docs/clients.md, "Google
+// scopes, and no device flow"): use StartAuthCodeLink there.
 func (m *Manager) StartDeviceLink(ctx context.Context, mailbox string) (*DeviceCode, error) {
 	if err := m.delegated("device link"); err != nil {
 		return nil, err

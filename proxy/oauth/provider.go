@@ -13,8 +13,9 @@ import (
 	"golang.org/x/oauth2/jwt"
 )
 
-// Default scopes (field notes 24 and 25). Delegated flows add OpenID
-// scopes so that an ID token names the user who approved the link.
+// Default scopes (docs/clients.md, "Microsoft scopes and permissions" and
+// "Google scopes, and no device flow"). Delegated flows add OpenID scopes so
+// that an ID token names the user who approved the link.
 var (
 	microsoftDelegated = []string{"https://outlook.office.com/IMAP.AccessAsUser.All",
 		"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email", "profile"}

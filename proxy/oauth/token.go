@@ -10,9 +10,9 @@ import (
 
 const (
 	// earlyRefresh: Exchange Online ends a session when its token expires
-	// (field note 11), so a client reconnecting then must find a token with
-	// time left. Tokens living less than twice this are refreshed at half
-	// their lifetime.
+	// (docs/clients.md, "Exchange Online ends sessions when the token expires"),
+	// so a client reconnecting then must find a token with time left. Tokens
+	// living less than twice this are refreshed at half their lifetime.
 	earlyRefresh = 5 * time.Minute
 	// defaultLifetime is assumed when the provider sends no expires_in
 	// (optional per RFC 6749 section 5.1).
@@ -135,8 +135,9 @@ func (m *Manager) appToken(ctx context.Context, mailbox string) (*oauth2.Token, 
 	return cfg.TokenSource(ctx).Token()
 }
 
-// refresh redeems the mailbox's refresh token and saves the new one at
-// once: Microsoft rotates refresh tokens on use (field note 26).
+// refresh redeems the mailbox's refresh token and saves the new one at once:
+// Microsoft rotates refresh tokens on use (docs/clients.md, "Refresh tokens
+// rotate and expire").
 func (m *Manager) refresh(ctx context.Context, key, mailbox string) (any, error) {
 	e := m.entry(key)
 	rt := ""

@@ -136,7 +136,7 @@ func sendSimple(c *client, rcpt, msg string) {
 
 // TestTooManyAuthFailures: the failure after proxy.MaxLoginFailures ends
 // the connection with 421; the ones before get 535 and leave it open
-// (field note 29).
+// (docs/clients.md, "One wrong password can cost two failures").
 func TestTooManyAuthFailures(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	c := e.dial(proxy.TLSNone)

@@ -9,7 +9,7 @@ import (
 	"mailgate/proxy"
 )
 
-// TestFail2banFilter: the README's filter finds the client of every failed
+// TestFail2banFilter: docs/security.md's filter finds the client of every failed
 // AUTH, and nothing else (not the lockout refusal), in both log formats.
 func TestFail2banFilter(t *testing.T) {
 	res := proxytest.Fail2banFilter(t, "../../docs/security.md")

@@ -31,8 +31,8 @@ const (
 	goodToken = "good-token"
 )
 
-// testCert returns a self-signed certificate for "localhost" (field note 30)
-// and a pool that trusts it.
+// testCert returns a self-signed certificate for "localhost" (docs/clients.md,
+// "Clients ignore IP addresses in certificates") and a pool that trusts it.
 func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}, Lifetime: time.Hour})

@@ -8,7 +8,8 @@ import (
 )
 
 // Fixed replies. Clients only ever see these texts or an upstream's reply
-// relayed verbatim; the reasons go to the log (field note 18, style guide).
+// relayed verbatim; the reasons go to the log (docs/clients.md, "Pass upstream
+// SMTP replies through", style guide).
 var (
 	// RFC 4954 section 4: a bad or unusable credential.
 	errAuthFailed = reply(535, 5, 7, 8, "Authentication failed")

@@ -39,10 +39,10 @@ const (
 	quitTimeout = 10 * time.Second
 )
 
-// maxLineLength replaces go-smtp's 2000: RFC 4954 section 4 lets an AUTH
-// line carry 12288 octets (field note 17). go-smtp applies the same limit to
-// message lines inside DATA, where RFC 5321's 1000 is often exceeded by real
-// mail, so we allow a generous 64 KiB.
+// maxLineLength replaces go-smtp's 2000: RFC 4954 section 4 lets an AUTH line
+// carry 12288 octets (docs/clients.md, "OAuth tokens outgrow SMTP lines").
+// go-smtp applies the same limit to message lines inside DATA, where RFC 5321's
+// 1000 is often exceeded by real mail, so we allow a generous 64 KiB.
 const maxLineLength = 64 << 10
 
 // Options configures a Server. Gate, Tokens and Upstream are required; the

@@ -85,7 +85,8 @@ var (
 	_ smtp.AuthSession = (*session)(nil)
 )
 
-// AuthMechanisms hides AUTH until the connection is secure (field note 16).
+// AuthMechanisms hides AUTH until the connection is secure (docs/clients.md,
+// "SMTP AUTH only after TLS").
 func (s *session) AuthMechanisms() []string {
 	if !s.secure {
 		return nil
@@ -94,7 +95,8 @@ func (s *session) AuthMechanisms() []string {
 }
 
 // Auth answers AUTH PLAIN (RFC 4616) and AUTH LOGIN (Microsoft's profile,
-// field note 15), both with or without an initial response.
+// docs/clients.md, "Microsoft's AUTH LOGIN prompts"), both with or without an
+// initial response.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.secure {
 		return nil, errEncryptionRequired

@@ -101,9 +101,10 @@ func (s *session) current() *upstream {
 	return s.up
 }
 
-// upstreamError passes an upstream reply through verbatim (field note 18).
-// Anything else means the connection is broken: it is dropped, the next
-// MAIL logs in again, and the client gets a 4xx so it retries.
+// upstreamError passes an upstream reply through verbatim (docs/clients.md,
+// "Pass upstream SMTP replies through"). Anything else means the connection is
+// broken: it is dropped, the next MAIL logs in again, and the client gets a 4xx
+// so it retries.
 func (s *session) upstreamError(up *upstream, err error) error {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {

@@ -82,7 +82,8 @@ func (s *Server) greet(raw net.Conn) (*upstream, error) {
 }
 
 // auth runs AUTH XOAUTH2 or OAUTHBEARER with the token sent after the 334
-// prompt, never on the AUTH line (field note 17).
+// prompt, never on the AUTH line (docs/clients.md, "OAuth tokens outgrow SMTP
+// lines").
 func (up *upstream) auth(u *proxy.Upstream, mailbox, token string) error {
 	sc := u.SASLClient(mailbox, token)
 	mech, _, _ := sc.Start()
@@ -134,11 +135,11 @@ func (a *afterPrompt) Start() (string, []byte, error) {
 	return mech, nil, err
 }
 
-// Next sends the initial response to the first prompt. A second challenge is
-// the base64 JSON error of Gmail and Dovecot (field note 23): it gets the
-// acknowledgement (empty for XOAUTH2, ^A for OAUTHBEARER), after which the
-// server sends its failure reply. go-smtp stops on a nil response, so
-// neither may be nil.
+// Next sends the initial response to the first prompt. A second challenge is the
+// base64 JSON error of Gmail and Dovecot (docs/clients.md, "XOAUTH2 and its
+// error challenge"): it gets the acknowledgement (empty for XOAUTH2, ^A for
+// OAUTHBEARER), after which the server sends its failure reply. go-smtp stops on
+// a nil response, so neither may be nil.
 func (a *afterPrompt) Next(challenge []byte) ([]byte, error) {
 	if !a.sent {
 		a.sent = true
