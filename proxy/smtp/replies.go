@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,11 @@ var (
 	errAuthRequired = reply(530, 5, 7, 0, "Authentication required")
 	// RFC 1870 section 6.1 and RFC 3463 5.3.4.
 	errTooBig = reply(552, 5, 3, 4, "Message size exceeds fixed maximum message size")
+	// A message line over maxLineLength. 552 is a reply to the end of DATA
+	// (RFC 5321 section 4.3.2) and X.3.4 a limit of this system (RFC 3463):
+	// permanent, since the same message can never pass, and the text names
+	// the limit.
+	errLineTooLong = reply(552, 5, 3, 4, fmt.Sprintf("Message has a line longer than %d octets", maxLineLength))
 	// RFC 3463 4.4.1: no answer from the upstream when reconnecting.
 	errUpstreamDown = reply(451, 4, 4, 1, "Mail server unavailable, try again later")
 	// RFC 3463 4.4.2: the upstream connection broke; the message was not
@@ -29,6 +35,12 @@ var (
 	errUpstreamLost = reply(451, 4, 4, 2, "Connection to the mail server lost, try again later")
 	// The client's side of DATA failed; it is most likely gone already.
 	errAborted = reply(451, 4, 3, 0, "Message transfer aborted")
+	// RFC 5321 section 4.1.2 allows no control character in a Mailbox (see
+	// hasControl). 501 (RFC 5321 section 4.2.2, syntax error in parameters or
+	// arguments) and RFC 3463 5.5.4 (invalid command arguments) fit MAIL and
+	// RCPT alike, address or parameter; 553 5.1.3 would name the recipient's
+	// address only.
+	errControlChar = reply(501, 5, 5, 4, "Control characters are not allowed in addresses or parameters")
 	// RFC 5321 section 3.8: the service is shutting down.
 	errShuttingDown = reply(421, 4, 3, 2, "Service shutting down")
 )

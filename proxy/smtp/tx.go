@@ -3,6 +3,8 @@ package smtp
 import (
 	"context"
 	"errors"
+	"strings"
+	"unicode"
 
 	"github.com/emersion/go-smtp"
 )
@@ -12,6 +14,9 @@ import (
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.login == nil {
 		return errAuthRequired
+	}
+	if hasControl(from) || opts.Auth != nil && hasControl(*opts.Auth) {
+		return errControlChar
 	}
 	if s.srv.shuttingDown() {
 		s.end(true)
@@ -40,6 +45,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.login == nil {
 		return errAuthRequired
 	}
+	if hasControl(to) {
+		return errControlChar
+	}
 	up := s.current()
 	if up == nil {
 		return errUpstreamLost
@@ -51,6 +59,17 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	s.rcpts++
 	s.mu.Unlock()
 	return nil
+}
+
+// hasControl reports a control character (C0, DEL or C1) in an address or
+// parameter. go-smtp's path parser stops only at space, tab and '>', so a CR,
+// LF or NUL can reach us inside an address. RFC 5321 section 4.1.2 allows none
+// of them in a Mailbox, and relaying one would fail or worse: go-smtp's client
+// refuses CR and LF without an SMTP reply (which looked like a broken upstream
+// connection), and a NUL went upstream as it was. So the command is refused
+// here and the upstream never sees it.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }
 
 // Reset is go-smtp's RSET, and also runs after every DATA and on a repeated
