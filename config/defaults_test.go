@@ -47,7 +47,8 @@ func TestDefaults(t *testing.T) {
 		Log:      Log{Level: "info", Format: "text"},
 		Limits: Limits{FailureDelay: 2 * time.Second, MaxFailureDelay: 15 * time.Second,
 			MaxFailures: 10, MaxMailboxFailures: 30, FailureWindow: 10 * time.Minute, Lockout: 15 * time.Minute,
-			MaxEntries: 100000, ConnectionsPerIP: 50, Connections: 10000, UpstreamSessionsPerMailbox: 20},
+			MaxEntries: 100000, ConnectionsPerIP: 50, ConnectionsPerIPv6Site: 200, Connections: 10000,
+			UpstreamSessionsPerMailbox: 20, TLSHandshakeTimeout: 10 * time.Second},
 		ShutdownGrace: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -18,8 +18,12 @@ const (
 	DefaultLockout            = 15 * time.Minute
 	DefaultMaxEntries         = 100000
 	DefaultConnsPerIP         = 50
+	DefaultConnsPerIPv6Site   = 200 // per IPv6 /48
 	DefaultMaxConns           = 10000
-	DefaultSessionsPerMailbox = 20
+	// DefaultTLSHandshakeTimeout bounds a TLS handshake; a real client
+	// finishes in milliseconds.
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+	DefaultSessionsPerMailbox  = 20
 )
 
 // maxFailureDelay is the longest delay allowed: the SMTP login's own
@@ -41,7 +45,11 @@ type Limits struct {
 	Lockout            time.Duration // refused without a password check this long
 	MaxEntries         int           // bound of the throttle's tables
 	ConnectionsPerIP   int
-	Connections        int // in total
+	// ConnectionsPerIPv6Site bounds connections per IPv6 /48, so that one
+	// allocation's many /64s cannot take the whole total.
+	ConnectionsPerIPv6Site int
+	Connections            int           // in total
+	TLSHandshakeTimeout    time.Duration // each TLS handshake, implicit or STARTTLS
 	// UpstreamSessionsPerMailbox bounds relayed sessions per mailbox and
 	// protocol.
 	UpstreamSessionsPerMailbox int
@@ -63,6 +71,8 @@ type rawLimits struct {
 	Lockout                    *time.Duration `yaml:"lockout"`
 	MaxEntries                 *int           `yaml:"max_entries"`
 	ConnectionsPerIP           *int           `yaml:"connections_per_ip"`
+	ConnectionsPerIPv6Site     *int           `yaml:"connections_per_ipv6_48"`
+	TLSHandshakeTimeout        *time.Duration `yaml:"tls_handshake_timeout"`
 	Connections                *int           `yaml:"connections"`
 	UpstreamSessionsPerMailbox *int           `yaml:"upstream_sessions_per_mailbox"`
 }
@@ -93,6 +103,7 @@ func (d *doc) buildLimits(r rawLimits, rp rawProxyProtocol) (Limits, ProxyProtoc
 		{"max_failure_delay", &l.MaxFailureDelay, r.MaxFailureDelay, DefaultMaxFailureDelay},
 		{"failure_window", &l.FailureWindow, r.FailureWindow, DefaultFailureWindow},
 		{"lockout", &l.Lockout, r.Lockout, DefaultLockout},
+		{"tls_handshake_timeout", &l.TLSHandshakeTimeout, r.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout},
 	} {
 		if *f.dst = f.def; f.v != nil {
 			*f.dst = *f.v
@@ -110,6 +121,7 @@ func (d *doc) buildLimits(r rawLimits, rp rawProxyProtocol) (Limits, ProxyProtoc
 		{"max_mailbox_failures", &l.MaxMailboxFailures, r.MaxMailboxFailures, DefaultMaxMailboxFailures, 1},
 		{"max_entries", &l.MaxEntries, r.MaxEntries, DefaultMaxEntries, 100},
 		{"connections_per_ip", &l.ConnectionsPerIP, r.ConnectionsPerIP, DefaultConnsPerIP, 1},
+		{"connections_per_ipv6_48", &l.ConnectionsPerIPv6Site, r.ConnectionsPerIPv6Site, DefaultConnsPerIPv6Site, 1},
 		{"connections", &l.Connections, r.Connections, DefaultMaxConns, 1},
 		{"upstream_sessions_per_mailbox", &l.UpstreamSessionsPerMailbox, r.UpstreamSessionsPerMailbox, DefaultSessionsPerMailbox, 1},
 	} {

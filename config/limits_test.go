@@ -14,6 +14,8 @@ func TestLimits(t *testing.T) {
 		"  failure_delay: 1s",
 		"  max_failure_delay: 20s",
 		"  connections_per_ip: 5",
+		"  connections_per_ipv6_48: 40",
+		"  tls_handshake_timeout: 3s",
 		"proxy_protocol:",
 		"  trusted: [127.0.0.1]",
 		"imap:",
@@ -26,7 +28,8 @@ func TestLimits(t *testing.T) {
 		t.Errorf("trusted_networks = %v, want %v", c.Limits.TrustedNetworks, want)
 	}
 	if c.Limits.FailureDelay != time.Second || c.Limits.MaxFailureDelay != 20*time.Second ||
-		c.Limits.ConnectionsPerIP != 5 || c.Limits.MaxFailures != DefaultMaxFailures {
+		c.Limits.ConnectionsPerIP != 5 || c.Limits.MaxFailures != DefaultMaxFailures ||
+		c.Limits.ConnectionsPerIPv6Site != 40 || c.Limits.TLSHandshakeTimeout != 3*time.Second {
 		t.Errorf("limits = %+v", c.Limits)
 	}
 	if !c.IMAP.Listen[0].ProxyProtocol || c.ProxyProtocol.Trusted[0] != netip.MustParsePrefix("127.0.0.1/32") {
@@ -47,6 +50,8 @@ func TestLimitsErrors(t *testing.T) {
 		{"delays reversed", y("limits:", "  failure_delay: 20s"), 1, "limits.max_failure_delay", "below failure_delay"},
 		{"delay too long", y("limits:", "  max_failure_delay: 1m"), 2, "limits.max_failure_delay", "longer than 30s"},
 		{"tiny table", y("limits:", "  max_entries: 10"), 2, "limits.max_entries", "at least 100"},
+		{"zero per /48", y("limits:", "  connections_per_ipv6_48: 0"), 2, "limits.connections_per_ipv6_48", "too small"},
+		{"zero handshake", y("limits:", "  tls_handshake_timeout: 0s"), 2, "limits.tls_handshake_timeout", "not positive"},
 		{"proxy without trusted", y("smtp:", "  listen:", `    - { address: ":587", tls: starttls, proxy_protocol: true }`),
 			3, "smtp.listen[0].proxy_protocol", "proxy_protocol.trusted"},
 		{"bad balancer", y("proxy_protocol:", "  trusted: [lb.example.com]"), 2, "proxy_protocol.trusted[0]", "not a network"},

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/netip"
@@ -17,7 +18,7 @@ type Conn struct {
 	f        *Front
 	remote   netip.Addr
 	deadline time.Time // pre-auth
-	release  func()    // the connection's slot in Limits
+	slot     *ConnSlot // the connection's place in Limits
 	timer    *time.Timer
 	loggedIn atomic.Bool
 	drain    atomic.Pointer[func(force bool) bool]
@@ -71,6 +72,22 @@ func (c *Conn) PreAuthDeadline() time.Time { return c.deadline }
 func (c *Conn) LoggedIn() {
 	c.loggedIn.Store(true)
 	c.timer.Stop()
+	c.slot.LoggedIn() // never dropped to make room now
+}
+
+// evict closes a connection that has not logged in, to make room for a new
+// one when the total is reached (see Limits).
+func (c *Conn) evict() {
+	c.f.log.Info("connection dropped to make room: not logged in", "proto", c.f.o.Proto, "remote", addrString(c.remote))
+	c.Close()
+}
+
+// Handshake runs the server side of a TLS handshake on tc (after
+// STARTTLS) within the Front's HandshakeTimeout.
+func (c *Conn) Handshake(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.f.o.HandshakeTimeout)
+	defer cancel()
+	return tc.HandshakeContext(ctx)
 }
 
 // OnDrain sets what Shutdown calls, again every FrontOptions.DrainEvery,
@@ -113,7 +130,7 @@ func (c *Conn) Close() error {
 			c.timer.Stop()
 		}
 		c.f.remove(c)
-		c.release()
+		c.slot.Release()
 	})
 	return err
 }

@@ -19,6 +19,12 @@ import (
 // coming, and must not hold a connection by trickling bytes or NOOPs.
 const DefaultPreAuthTimeout = 60 * time.Second
 
+// DefaultHandshakeTimeout bounds a TLS handshake, on an implicit TLS
+// listener and after STARTTLS: a real client finishes in milliseconds, and
+// one that never starts must not hold its connection for the whole
+// pre-auth deadline.
+const DefaultHandshakeTimeout = 10 * time.Second
+
 // refuseTimeout bounds writing a refusal, TLS handshake included.
 const refuseTimeout = 5 * time.Second
 
@@ -39,6 +45,9 @@ type FrontOptions struct {
 	PreAuthTimeout time.Duration
 	// TLSConfig is the server side TLS config for implicit TLS listeners.
 	TLSConfig *tls.Config
+	// HandshakeTimeout bounds each TLS handshake; default
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 	// RefuseLine is written (over TLS on an implicit listener) to a
 	// connection over the limits instead of the greeting: IMAP's "* BYE"
 	// (RFC 3501 section 7.1.5), SMTP's 421 (RFC 5321 section 3.1).
@@ -69,6 +78,7 @@ type Front struct {
 func NewFront(opts *FrontOptions) *Front {
 	f := &Front{o: *opts, conns: map[*Conn]struct{}{}}
 	f.o.PreAuthTimeout = orDefault(f.o.PreAuthTimeout, DefaultPreAuthTimeout)
+	f.o.HandshakeTimeout = orDefault(f.o.HandshakeTimeout, DefaultHandshakeTimeout)
 	f.o.DrainEvery = orDefault(f.o.DrainEvery, 250*time.Millisecond)
 	f.log = f.o.Logger
 	if f.log == nil {
@@ -78,9 +88,10 @@ func NewFront(opts *FrontOptions) *Front {
 }
 
 // Listener wraps ln so that its Accept admits connections through the
-// limits, tracks them and arms their pre-auth deadline; for TLSImplicit it
-// also wraps TLS on top. ok is false after Close: the caller returns. Call
-// done when the caller stops accepting.
+// limits, tracks them and arms their pre-auth deadline. For TLSImplicit,
+// Accept returns *tls.Conn whose handshake is done, within HandshakeTimeout
+// (see tlsListener). ok is false after Close: the caller returns. Call done
+// when the caller stops accepting.
 func (f *Front) Listener(ln net.Listener, mode TLSMode) (l net.Listener, done func(), ok bool) {
 	if _, err := ParseTLSMode(string(mode)); err != nil {
 		return nil, nil, false
@@ -92,7 +103,7 @@ func (f *Front) Listener(ln net.Listener, mode TLSMode) (l net.Listener, done fu
 	}
 	l = fl
 	if mode == TLSImplicit {
-		l = tls.NewListener(fl, f.o.TLSConfig)
+		l = newTLSListener(f, fl)
 	}
 	return l, func() { f.lns.Remove(fl) }, true
 }
@@ -274,14 +285,14 @@ func (l *frontListener) Accept() (net.Conn, error) {
 // admit applies the limits to nc and tracks it; nil means nc was refused.
 func (f *Front) admit(nc net.Conn, mode TLSMode) *Conn {
 	remote := RemoteAddr(nc)
-	release, ok := f.o.Limits.Conn(remote)
+	c := &Conn{Conn: nc, f: f, remote: remote, deadline: time.Now().Add(f.o.PreAuthTimeout)}
+	slot, ok := f.o.Limits.Admit(remote, c.evict)
 	if !ok {
 		f.log.Warn("connection refused: too many connections", "proto", f.o.Proto, "remote", addrString(remote))
 		f.refuse(nc, mode)
 		return nil
 	}
-	c := &Conn{Conn: nc, f: f, remote: remote, release: release,
-		deadline: time.Now().Add(f.o.PreAuthTimeout)}
+	c.slot = slot
 	c.timer = time.AfterFunc(f.o.PreAuthTimeout, c.preAuthExpired)
 	if !f.add(c) {
 		c.Close() // accepted while Shutdown closed the listener

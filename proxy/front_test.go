@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -120,7 +122,7 @@ func TestFrontPanicClosesOnlyItsConnection(t *testing.T) {
 // RefuseLine instead of a handler.
 func TestFrontRefusesOverLimits(t *testing.T) {
 	_, addr, logs := startFront(t, FrontOptions{Proto: "test", RefuseLine: "* BYE full\r\n",
-		Limits: NewLimits(&LimitsOptions{MaxConns: 1})}, echoLines)
+		Limits: NewLimits(&LimitsOptions{ConnsPerIP: 1})}, echoLines)
 	_, br := dialFront(t, addr)
 	br.ReadString('\n')
 	_, br2 := dialFront(t, addr)
@@ -189,4 +191,73 @@ func TestFrontShutdown(t *testing.T) {
 		t.Fatal("pre-auth connection still open after Shutdown")
 	}
 	close(agree)
+}
+
+// TestFrontEvictsOldestPreauth: at the total, the oldest connection that
+// has not logged in is dropped for the newcomer; a logged-in one never is.
+func TestFrontEvictsOldestPreauth(t *testing.T) {
+	_, addr, logs := startFront(t, FrontOptions{Proto: "test", RefuseLine: "* BYE full\r\n",
+		Limits: NewLimits(&LimitsOptions{MaxConns: 2})}, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		io.WriteString(nc, "hello\r\n")
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				nc.Close()
+				return
+			}
+			if line == "login\r\n" {
+				ConnOf(nc).LoggedIn()
+			}
+			io.WriteString(nc, line)
+		}
+	})
+	in, inbr := dialFront(t, addr)
+	inbr.ReadString('\n')
+	io.WriteString(in, "login\r\n")
+	inbr.ReadString('\n')
+	_, oldbr := dialFront(t, addr)
+	oldbr.ReadString('\n')
+	_, newbr := dialFront(t, addr)
+	if line, _ := newbr.ReadString('\n'); line != "hello\r\n" {
+		t.Fatalf("newcomer at the total: %q, want a greeting", line)
+	}
+	if _, err := oldbr.ReadString('\n'); err == nil {
+		t.Fatal("oldest pre-auth connection not dropped")
+	}
+	io.WriteString(in, "still\r\n")
+	if line, err := inbr.ReadString('\n'); line != "still\r\n" {
+		t.Fatalf("logged-in connection after the eviction: %q, %v", line, err)
+	}
+	if !strings.Contains(logs.String(), `msg="connection dropped to make room: not logged in" proto=test`) {
+		t.Fatalf("log:\n%s", logs)
+	}
+}
+
+// TestFrontHandshakeTimeout: on an implicit TLS listener a client that
+// never starts its handshake is closed after HandshakeTimeout, long before
+// the pre-auth deadline, and never reaches the handler.
+func TestFrontHandshakeTimeout(t *testing.T) {
+	var called atomic.Bool
+	f := NewFront(&FrontOptions{Proto: "test", TLSConfig: &tls.Config{},
+		HandshakeTimeout: 50 * time.Millisecond, PreAuthTimeout: time.Hour})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.Serve(ln, TLSImplicit, func(nc net.Conn) { called.Store(true); nc.Close() })
+	defer f.Close()
+	nc, br := dialFront(t, ln.Addr().String())
+	_ = nc
+	if _, err := br.ReadByte(); err == nil || isTimeout(err) {
+		t.Fatalf("silent TLS client: %v, want closed", err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); f.Conns() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("silent TLS client still tracked")
+		}
+	}
+	if called.Load() {
+		t.Fatal("the handler got a connection without a handshake")
+	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"container/list"
 	"net/netip"
 	"sync"
 )
@@ -10,8 +11,13 @@ import (
 // docs/clients.md, "Clients idle long and keep several connections"); Exchange
 // Online allows about 20 concurrent IMAP sessions per mailbox (docs/clients.md,
 // "Upstreams limit connections per mailbox").
+//
+// One IPv6 customer usually holds a /48 (a site) and any number of /64s in
+// it: the per-/64 limit alone would let one allocation take the whole
+// total, so a /48 has a limit of its own, higher than a /64's.
 const (
 	DefaultConnsPerIP         = 50
+	DefaultConnsPerIPv6Site   = 200
 	DefaultMaxConns           = 10000
 	DefaultSessionsPerMailbox = 20
 )
@@ -21,6 +27,8 @@ type LimitsOptions struct {
 	// ConnsPerIP bounds open client connections per network (an IPv4
 	// address or an IPv6 /64); Trusted networks are exempt.
 	ConnsPerIP int
+	// ConnsPerIPv6Site bounds them per IPv6 /48 as well.
+	ConnsPerIPv6Site int
 	// MaxConns bounds all open client connections.
 	MaxConns int
 	// SessionsPerMailbox bounds upstream sessions per mailbox and protocol.
@@ -29,9 +37,13 @@ type LimitsOptions struct {
 }
 
 // Limits counts open connections and upstream sessions. One Limits is
-// shared by the IMAP and SMTP front ends. Its maps hold only live
-// connections, so they are bounded by MaxConns. Methods on a nil *Limits
-// allow everything.
+// shared by all front ends. Its maps hold only live connections, so they
+// are bounded by MaxConns. Methods on a nil *Limits allow everything.
+//
+// When the total is reached, the oldest connection that has not logged in
+// is dropped to make room, as Dovecot's login processes do: otherwise
+// silent connections, each held until its pre-auth deadline, could shut
+// everyone out. Logged-in sessions are never dropped for this.
 type Limits struct {
 	o LimitsOptions
 
@@ -39,7 +51,18 @@ type Limits struct {
 	total    int
 	perNet   map[netip.Prefix]int
 	sessions map[string]int
-	refusing int // refusals being written
+	refusing int        // refusals being written
+	preauth  *list.List // of *ConnSlot not logged in, oldest first
+}
+
+// ConnSlot is one admitted connection's place in Limits. Methods on a nil
+// *ConnSlot do nothing.
+type ConnSlot struct {
+	l        *Limits
+	nets     []netip.Prefix // counted in perNet
+	evict    func()         // closes the connection to make room
+	elem     *list.Element  // in l.preauth while evictable
+	released bool
 }
 
 // maxRefusing bounds refusals written at once (each may need a TLS
@@ -54,31 +77,111 @@ func NewLimits(opts *LimitsOptions) *Limits {
 		o = *opts
 	}
 	o.ConnsPerIP = orDefault(o.ConnsPerIP, DefaultConnsPerIP)
+	o.ConnsPerIPv6Site = orDefault(o.ConnsPerIPv6Site, DefaultConnsPerIPv6Site)
 	o.MaxConns = orDefault(o.MaxConns, DefaultMaxConns)
 	o.SessionsPerMailbox = orDefault(o.SessionsPerMailbox, DefaultSessionsPerMailbox)
-	return &Limits{o: o, perNet: map[netip.Prefix]int{}, sessions: map[string]int{}}
+	return &Limits{o: o, perNet: map[netip.Prefix]int{}, sessions: map[string]int{}, preauth: list.New()}
 }
 
-// Conn admits a new client connection from ip. When ok, call release once
-// the connection ends.
+// Conn admits a new client connection from ip that is never dropped to
+// make room. When ok, call release once the connection ends.
 func (l *Limits) Conn(ip netip.Addr) (release func(), ok bool) {
+	s, ok := l.Admit(ip, nil)
+	return s.Release, ok
+}
+
+// Admit admits a new client connection from ip. When the total is reached,
+// the oldest connection admitted with an evict function that has not
+// logged in is evicted (evict is called, outside the lock) to make room.
+// Call the slot's LoggedIn when the client logs in, and Release when the
+// connection ends.
+func (l *Limits) Admit(ip netip.Addr, evict func()) (*ConnSlot, bool) {
 	if l == nil {
-		return func() {}, true
+		return nil, true
 	}
-	n, exempt := Network(ip), Trusted(l.o.Trusted, ip)
+	nets := []netip.Prefix{Network(ip)}
+	if ip.Unmap().Is6() {
+		p, _ := ip.Unmap().Prefix(48)
+		nets = append(nets, p)
+	}
+	exempt := Trusted(l.o.Trusted, ip)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total >= l.o.MaxConns || (!exempt && l.perNet[n] >= l.o.ConnsPerIP) {
+	if !exempt && (l.perNet[nets[0]] >= l.o.ConnsPerIP ||
+		len(nets) > 1 && l.perNet[nets[1]] >= l.o.ConnsPerIPv6Site) {
+		l.mu.Unlock()
 		return nil, false
 	}
+	var victim *ConnSlot
+	if l.total >= l.o.MaxConns {
+		if victim = l.oldestPreauth(); victim == nil {
+			l.mu.Unlock()
+			return nil, false
+		}
+		l.releaseLocked(victim)
+	}
+	s := &ConnSlot{l: l, nets: nets, evict: evict}
 	l.total++
-	l.perNet[n]++
-	return l.once(func() {
-		l.total--
+	for _, n := range nets {
+		l.perNet[n]++
+	}
+	if evict != nil {
+		s.elem = l.preauth.PushBack(s)
+	}
+	l.mu.Unlock()
+	if victim != nil {
+		victim.evict()
+	}
+	return s, true
+}
+
+// oldestPreauth returns the oldest evictable slot, or nil.
+func (l *Limits) oldestPreauth() *ConnSlot {
+	if e := l.preauth.Front(); e != nil {
+		return e.Value.(*ConnSlot)
+	}
+	return nil
+}
+
+// releaseLocked frees s's counts once; l.mu is held.
+func (l *Limits) releaseLocked(s *ConnSlot) {
+	if s.released {
+		return
+	}
+	s.released = true
+	l.total--
+	for _, n := range s.nets {
 		if l.perNet[n]--; l.perNet[n] <= 0 {
 			delete(l.perNet, n)
 		}
-	}), true
+	}
+	if s.elem != nil {
+		l.preauth.Remove(s.elem)
+		s.elem = nil
+	}
+}
+
+// LoggedIn makes the connection a session, which is never evicted.
+func (s *ConnSlot) LoggedIn() {
+	if s == nil {
+		return
+	}
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	if s.elem != nil {
+		s.l.preauth.Remove(s.elem)
+		s.elem = nil
+	}
+}
+
+// Release frees the slot; calling it again, or after an eviction, is
+// harmless.
+func (s *ConnSlot) Release() {
+	if s == nil {
+		return
+	}
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	s.l.releaseLocked(s)
 }
 
 // Session admits an upstream session of proto for mailbox. When ok, call

@@ -95,3 +95,44 @@ func TestLimitsRefusalBounded(t *testing.T) {
 		t.Fatal("refusal slot not freed")
 	}
 }
+
+// TestLimitsIPv6Site: many /64s of one /48 share the /48's limit.
+func TestLimitsIPv6Site(t *testing.T) {
+	l := NewLimits(&LimitsOptions{ConnsPerIP: 2, ConnsPerIPv6Site: 3})
+	for i := range 3 {
+		if _, ok := l.Conn(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, byte(i), 15: 1})); !ok {
+			t.Fatalf("/64 number %d refused below the /48's limit", i)
+		}
+	}
+	if _, ok := l.Conn(netip.MustParseAddr("2001:db8:0:9::1")); ok {
+		t.Fatal("a fourth /64 of the same /48 admitted")
+	}
+	if _, ok := l.Conn(netip.MustParseAddr("2001:db8:1::1")); !ok {
+		t.Fatal("another /48 refused")
+	}
+}
+
+// TestLimitsEvictsOldest: at the total the oldest evictable slot that has
+// not logged in goes; a logged-in one and a non-evictable one never do.
+func TestLimitsEvictsOldest(t *testing.T) {
+	l := NewLimits(&LimitsOptions{MaxConns: 3})
+	var evicted []int
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
+	session, _ := l.Admit(ip(0), func() { evicted = append(evicted, 0) })
+	session.LoggedIn()
+	l.Conn(ip(1)) // never evicted
+	old, _ := l.Admit(ip(2), func() { evicted = append(evicted, 2) })
+	if _, ok := l.Admit(ip(3), func() { evicted = append(evicted, 3) }); !ok || len(evicted) != 1 || evicted[0] != 2 {
+		t.Fatalf("at the total: evicted %v, want [2]", evicted)
+	}
+	old.Release() // the evicted connection closes later: harmless
+	if n := l.Conns(); n != 3 {
+		t.Fatalf("Conns = %d, want 3", n)
+	}
+	if _, ok := l.Admit(ip(4), nil); !ok || len(evicted) != 2 || evicted[1] != 3 {
+		t.Fatalf("evicted %v, want [2 3]", evicted)
+	}
+	if _, ok := l.Admit(ip(5), nil); ok {
+		t.Fatal("admitted with nothing left to evict")
+	}
+}

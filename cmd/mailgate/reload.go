@@ -89,7 +89,7 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) server {
 			return imap.New(&imap.Options{Gate: gate, Tokens: d.tokens, Upstream: imapUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				WarmUpstreams: warmUpstreams})
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, WarmUpstreams: warmUpstreams})
 		})
 		if err != nil {
 			return nil, err
@@ -99,7 +99,7 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) server {
 			return smtp.New(&smtp.Options{Gate: gate, Tokens: d.tokens, Upstream: smtpUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				MaxMessageBytes: cfg.SMTP.MaxMessageSize})
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize})
 		})
 		if err != nil {
 			return nil, err

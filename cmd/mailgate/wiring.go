@@ -156,7 +156,7 @@ func newThrottle(l config.Limits) *proxy.Throttle {
 // newLimits turns the limits section into the shared connection limits.
 func newLimits(l config.Limits) *proxy.Limits {
 	return proxy.NewLimits(&proxy.LimitsOptions{
-		ConnsPerIP: l.ConnectionsPerIP, MaxConns: l.Connections,
+		ConnsPerIP: l.ConnectionsPerIP, ConnsPerIPv6Site: l.ConnectionsPerIPv6Site, MaxConns: l.Connections,
 		SessionsPerMailbox: l.UpstreamSessionsPerMailbox, Trusted: l.TrustedNetworks,
 	})
 }

@@ -46,7 +46,7 @@ func (c *conn) handleStartTLS(cmd *command) error {
 		return err
 	}
 	tc := tls.Server(c.pc, c.s.opts.TLSConfig)
-	if err := tc.Handshake(); err != nil {
+	if err := c.pc.Handshake(tc); err != nil {
 		return fmt.Errorf("starttls handshake: %w", err)
 	}
 	c.nc, c.secure, c.canStartTLS = tc, true, false

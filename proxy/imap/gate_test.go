@@ -98,3 +98,26 @@ func TestPanicClosesOneConnection(t *testing.T) {
 		t.Fatalf("log:\n%s", out)
 	}
 }
+
+// TestSilentFlood: silent connections from two addresses fill the total;
+// a client that logs in still gets in (the oldest silent ones make room),
+// and a logged-in session is never dropped.
+func TestSilentFlood(t *testing.T) {
+	h := newHardEnv(t, nil, proxy.NewLimits(&proxy.LimitsOptions{MaxConns: 100, ConnsPerIP: 50}))
+	first := h.from("198.51.100.7")
+	if r := first.cmd("LOGIN bob@example.com good"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("first login: %q", r)
+	}
+	for i := range 100 {
+		h.from(fmt.Sprintf("203.0.113.%d", 1+i%2)) // greeted, then silent
+	}
+	for range 3 {
+		c := h.from("198.51.100.8")
+		if r := c.cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
+			t.Fatalf("login while silent connections fill the total: %q", r)
+		}
+	}
+	if r := first.cmd("NOOP"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("session during the flood: %q", r)
+	}
+}

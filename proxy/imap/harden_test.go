@@ -231,15 +231,32 @@ func TestConnsPerIP(t *testing.T) {
 	waitGreeting(t, h.proxyAddr, "PROXY TCP4 203.0.113.9 127.0.0.1 1 2\r\n")
 }
 
+// TestConnsTotal: at the total, the oldest connection that has not logged
+// in is dropped for a newcomer; when every connection is a session, the
+// newcomer is refused.
 func TestConnsTotal(t *testing.T) {
 	h := newHardEnv(t, nil, proxy.NewLimits(&proxy.LimitsOptions{MaxConns: 2}))
-	first := connect(t, h.addr, "")
-	connect(t, h.addr, "")
-	if c := connect(t, h.addr, ""); !strings.HasPrefix(c.greet, "* BYE Too many connections") {
-		t.Fatalf("third connection: %q", c.greet)
+	session := connect(t, h.addr, "")
+	if r := session.cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("login: %q", r)
 	}
-	first.nc.Close()
-	waitGreeting(t, h.addr, "")
+	silent := connect(t, h.addr, "")
+	c := connect(t, h.addr, "")
+	if !strings.HasPrefix(c.greet, "* OK") {
+		t.Fatalf("newcomer at the total: %q", c.greet)
+	}
+	if _, err := silent.br.ReadString('\n'); err == nil {
+		t.Fatal("silent connection not dropped to make room")
+	}
+	if r := session.cmd("NOOP"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("session after the eviction: %q", r)
+	}
+	if r := c.cmd("LOGIN bob@example.com good"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("newcomer's login: %q", r)
+	}
+	if c := connect(t, h.addr, ""); !strings.HasPrefix(c.greet, "* BYE Too many connections") {
+		t.Fatalf("third connection with two sessions: %q", c.greet)
+	}
 }
 
 // waitGreeting connects until a released slot lets it in (the server

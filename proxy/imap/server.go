@@ -46,7 +46,11 @@ type Options struct {
 	MaxLine, MaxLiteral int
 	// PreAuthTimeout bounds the time before login (proxy.DefaultPreAuthTimeout).
 	PreAuthTimeout time.Duration
-	IdleTimeout    time.Duration
+	// HandshakeTimeout bounds each TLS handshake
+	// (proxy.DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
+
+	IdleTimeout time.Duration
 	// ShutdownQuiet is how long the upstream must be silent before
 	// Shutdown ends a relayed session with BYE (DefaultShutdownQuiet).
 	ShutdownQuiet time.Duration
@@ -88,7 +92,7 @@ func New(opts *Options) *Server {
 		s.log = slog.Default()
 	}
 	s.front = proxy.NewFront(&proxy.FrontOptions{
-		Proto: proxy.ProtoIMAP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout,
+		Proto: proxy.ProtoIMAP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout, HandshakeTimeout: o.HandshakeTimeout,
 		TLSConfig: o.TLSConfig, RefuseLine: "* BYE Too many connections, try again later\r\n",
 		DrainEvery: min(max(o.ShutdownQuiet/4, 10*time.Millisecond), 250*time.Millisecond),
 		Logger:     s.log,

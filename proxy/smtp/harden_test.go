@@ -157,7 +157,9 @@ func TestConnsPerIP(t *testing.T) {
 
 func TestConnsTotalImplicitTLS(t *testing.T) {
 	e, _ := newHardEnv(t, envConfig{limits: proxy.NewLimits(&proxy.LimitsOptions{MaxConns: 1})})
-	e.dial(proxy.TLSImplicit)
+	first := e.dial(proxy.TLSImplicit)
+	first.ehlo()
+	first.cmd(authPlain(alice, alicePass), replyOK) // a session is never dropped to make room
 	conn, err := tls.Dial("tcp", e.addrs[proxy.TLSImplicit], e.clientTC)
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,9 @@ type Options struct {
 	// command, so without it a client could keep an unauthenticated
 	// connection with a NOOP a minute.
 	PreAuthTimeout time.Duration
+	// HandshakeTimeout bounds each TLS handshake
+	// (proxy.DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
 
 	// ReadTimeout is the wait for each command (default 5 minutes, RFC 5321
 	// section 4.5.3.2.7); it does not cover a whole DATA transfer, which gets
@@ -106,7 +109,7 @@ func New(opts *Options) *Server {
 		o.WriteTimeout = defaultWriteTimeout
 	}
 	s.front = proxy.NewFront(&proxy.FrontOptions{
-		Proto: proxy.ProtoSMTP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout,
+		Proto: proxy.ProtoSMTP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout, HandshakeTimeout: o.HandshakeTimeout,
 		TLSConfig: o.TLSConfig, RefuseLine: tooManyConnsLine, Logger: o.Logger,
 	})
 	s.log = o.Logger.With("proto", proxy.ProtoSMTP)
