@@ -18,8 +18,12 @@ var legacySuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
 }
 
-// modernSuites are the TLS 1.2 suites offered next to legacySuites, in Go's
-// order: forward secret and authenticated encryption only.
+// modernSuites are the TLS 1.2 suites of Mozilla's "intermediate"
+// configuration that Go implements: ECDHE with AES-GCM or ChaCha20-Poly1305,
+// so forward secret and authenticated encryption only. Go's own default list
+// also has the ECDHE AES-CBC suites, which no client needs at TLS 1.2 except
+// Windows 7 with an RSA certificate (docs/clients.md, "Outlook on Windows 7
+// speaks only TLS 1.0"), served by a listener of its own.
 var modernSuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -30,15 +34,19 @@ var modernSuites = []uint16{
 }
 
 // tlsPolicy returns a server tls.Config for a minimum version and the
-// configured suites (nil: the policy's own). TLS 1.2 and up keep Go's
-// defaults, which follow current advice as Go is updated. Below 1.2 the
-// suites are pinned to modernSuites plus legacySuites, so lowering the
-// version enables exactly what Windows 7 needs and no RSA key exchange,
-// 3DES or RC4, even if a future Go changes its defaults.
+// configured suites (nil: the policy's own). The policy's own suites are
+// pinned rather than Go's defaults: modernSuites from TLS 1.2 up, and
+// modernSuites plus legacySuites below 1.2, so lowering the version enables
+// exactly what Windows 7 needs and no RSA key exchange, 3DES or RC4, even if
+// a future Go changes its defaults. TLS 1.3 suites are not configurable in
+// Go, and all of them are fine.
 func tlsPolicy(minVersion uint16, suites []uint16) *tls.Config {
 	tc := &tls.Config{MinVersion: minVersion, CipherSuites: suites}
-	if suites == nil && minVersion < tls.VersionTLS12 {
-		tc.CipherSuites = slices.Concat(modernSuites, legacySuites)
+	if suites == nil {
+		tc.CipherSuites = slices.Clone(modernSuites)
+		if minVersion < tls.VersionTLS12 {
+			tc.CipherSuites = slices.Concat(modernSuites, legacySuites)
+		}
 	}
 	return tc
 }
