@@ -3,14 +3,16 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 )
 
-// resolveSecrets reads the files that hold secrets, so a missing or
-// unreadable file stops the daemon at start rather than at the first login.
-// Messages name the key and the file, never the content.
+// resolveSecrets reads the files that hold secrets, so a missing,
+// unreadable or unprotected file stops the daemon at start rather than at the
+// first login. Messages name the key and the file, never the content.
 func (d *doc) resolveSecrets(c *Config) error {
+	if err := d.checkKeyFile(c); err != nil {
+		return err
+	}
 	o := &c.OAuth
 	if o.ClientSecretFile != "" {
 		s, err := readSecret(o.ClientSecretFile)
@@ -32,7 +34,7 @@ func (d *doc) resolveSecrets(c *Config) error {
 // readSecret returns the file's content without the trailing newline that
 // editors and "echo secret > file" add.
 func readSecret(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readPrivate(path, groupRead)
 	if err != nil {
 		return "", err // *fs.PathError names the file
 	}
@@ -47,7 +49,7 @@ func readSecret(path string) (string, error) {
 // holds what a JWT grant needs. json's own errors are not passed on: they can
 // quote bytes of the private key.
 func readServiceAccount(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readPrivate(path, groupRead)
 	if err != nil {
 		return nil, err
 	}

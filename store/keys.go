@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,19 +69,46 @@ func keyID(key []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// ErrKeyFileMode means the key file can be read or written by users other
+// than its owner. Like ssh with a private key, the store then refuses it
+// rather than use a key that others may have copied or replaced.
+var ErrKeyFileMode = errors.New("key file is open to group or others")
+
 func readOrCreateKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := createKeyFile(path); err != nil {
 			return nil, err
 		}
-		b, err = os.ReadFile(path)
+		b, err = readKeyFile(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
+		return nil, err
 	}
 	if len(b) != keyFileSize {
 		return nil, fmt.Errorf("%w: key file %s has %d bytes, want %d", ErrInvalid, path, len(b), keyFileSize)
+	}
+	return b, nil
+}
+
+// readKeyFile reads the key file after checking the mode of the file it
+// opened (not of whatever the path names a moment later).
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o; run: chmod 600 %s", ErrKeyFileMode, path, perm, path)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
 	}
 	return b, nil
 }
