@@ -113,8 +113,9 @@ type TLS struct {
 	KeyFile    string `yaml:"key_file"`
 	MinVersion string `yaml:"min_version"` // "1.0" to "1.3"
 	// Ciphers are the TLS 1.0-1.2 cipher suites offered, by IANA name from
-	// crypto/tls's secure list; empty means Go's defaults. TLS 1.3 suites
-	// are not configurable.
+	// crypto/tls's secure list; empty means mailgate's own list (Mozilla's
+	// intermediate ECDHE AEAD suites, plus the Windows 7 ones below TLS
+	// 1.2). TLS 1.3 suites are not configurable.
 	Ciphers []string `yaml:"ciphers"`
 }
 
@@ -167,6 +168,11 @@ type OAuth struct {
 	RedirectURL            string   `yaml:"redirect_url"`             // code flow; default "http://localhost"
 	Scopes                 []string `yaml:"scopes"`                   // default per provider and flow
 	ServiceAccountFile     string   `yaml:"service_account_file"`     // google app flow: JSON key
+	// AllowedTenants are the Entra ID directories (tenant IDs, lower case)
+	// whose users may link mailboxes: the ID token's tid claim must be one
+	// of them. Required for the delegated flow on tenant common,
+	// organizations or consumers.
+	AllowedTenants []string `yaml:"allowed_tenants"`
 	// ServiceAccountKey is the content of ServiceAccountFile, read by Load.
 	ServiceAccountKey []byte `yaml:"-"`
 }
@@ -196,7 +202,9 @@ func Find(flagValue string) string {
 }
 
 // Load reads the file at path, parses it and reads the secrets it names by
-// file (oauth.client_secret_file, oauth.service_account_file).
+// file (oauth.client_secret_file, oauth.service_account_file). It refuses
+// those files and store.key_file when users they are not meant for may read
+// or change them (checkMode).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -258,7 +266,7 @@ func (c *Config) TLSVersion(l Listener) (uint16, error) {
 }
 
 // CipherSuites returns the cipher suite IDs for l: l.Ciphers if set, else
-// TLS.Ciphers; nil means crypto/tls's defaults.
+// TLS.Ciphers; nil means mailgate's own list.
 func (c *Config) CipherSuites(l Listener) ([]uint16, error) {
 	names := l.Ciphers
 	if len(names) == 0 {

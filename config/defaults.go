@@ -157,6 +157,9 @@ func defaultOAuth(o *OAuth) {
 	if o.RedirectURL == "" {
 		o.RedirectURL = DefaultRedirectURL
 	}
+	if len(o.AllowedTenants) == 0 {
+		o.AllowedTenants = nil // "allowed_tenants: []" as in the documented example
+	}
 	if len(o.Scopes) == 0 { // "scopes: []" as in the documented example also means the default
 		o.Scopes = slices.Clone(defaultScopes[providerFlow{o.Provider, o.Flow}])
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -9,7 +10,7 @@ import (
 func (d *doc) checkOAuth(c *Config) error {
 	o := &c.OAuth
 	for _, check := range []func(*OAuth) error{
-		d.checkProviderFlow, d.checkSecret, d.checkURLs, d.checkScopes,
+		d.checkProviderFlow, d.checkSecret, d.checkURLs, d.checkScopes, d.checkAllowedTenants,
 	} {
 		if err := check(o); err != nil {
 			return err
@@ -93,17 +94,68 @@ func (d *doc) checkMicrosoft(o *OAuth) error {
 		return d.errorf("oauth.tenant", "%q is not a tenant name or ID", o.Tenant)
 	case o.ClientID == "":
 		return d.errorf("oauth.client_id", "required for provider microsoft (the application ID of the app registration)")
-	case o.Flow != FlowApp:
-		return nil
-	case !hasSecret(o):
+	case o.Flow == FlowApp && !hasSecret(o):
 		return d.errorf("oauth.client_secret_file", "required for flow app (or set client_secret)")
-	}
-	switch strings.ToLower(o.Tenant) {
-	case "common", "organizations", "consumers":
+	case !multiTenant(o.Tenant):
+		return nil
+	case o.Flow == FlowApp:
 		// Client credentials have no user to pick the directory from.
 		return d.errorf("oauth.tenant", "flow app needs a specific tenant, not %q", o.Tenant)
+	case len(o.AllowedTenants) == 0:
+		// Users of any directory can sign in, and their own admins set
+		// the claims that name them (the "nOAuth" pattern).
+		return d.errorf("oauth.tenant", "%q lets any Entra ID directory sign in; name your tenant, "+
+			"or list the tenant IDs whose users may link mailboxes in oauth.allowed_tenants", o.Tenant)
 	}
 	return nil
+}
+
+// multiTenant reports whether tenant is one of Microsoft's multi-tenant
+// endpoints rather than one directory.
+func multiTenant(tenant string) bool {
+	switch strings.ToLower(tenant) {
+	case "common", "organizations", "consumers":
+		return true
+	}
+	return false
+}
+
+// checkAllowedTenants lower-cases oauth.allowed_tenants and checks that each
+// is a tenant ID: the tid claim is always the directory's GUID, never its
+// domain name.
+func (d *doc) checkAllowedTenants(o *OAuth) error {
+	if len(o.AllowedTenants) > 0 && (o.Provider != ProviderMicrosoft || o.Flow != FlowDelegated) {
+		return d.errorf("oauth.allowed_tenants", "used only by provider microsoft with flow delegated")
+	}
+	for i, t := range o.AllowedTenants {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if !isGUID(t) {
+			return d.errorf("oauth.allowed_tenants["+strconv.Itoa(i)+"]",
+				"%q is not a tenant ID (want the directory's GUID, as in the tid claim, such as 72f988bf-86f1-41af-91ab-2d7cd011db47)", o.AllowedTenants[i])
+		}
+		o.AllowedTenants[i] = t
+	}
+	return nil
+}
+
+// isGUID reports whether s is 8-4-4-4-12 lower-case hex digits.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdef", r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (d *doc) checkGoogle(o *OAuth) error {

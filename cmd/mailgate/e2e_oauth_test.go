@@ -55,9 +55,9 @@ func (e *e2e) smtpAuthCode(user, pass string) (int, smtp.EnhancedCode) {
 }
 
 // TestE2ELinkVerifiedUpstream: the provider issues no ID token, so the link
-// is verified by an upstream XOAUTH2 login as the mailbox (issue 4). The
-// owner's approval links; another user's approval is refused and the
-// mailbox stays unlinked.
+// rests on the upstream XOAUTH2 login as the mailbox alone (issue 4; every
+// link makes it since issue 13). The owner's approval links; another user's
+// approval is refused and the mailbox stays unlinked.
 func TestE2ELinkVerifiedUpstream(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, e2eOpts{idp: &fakeidp.Options{NoIDToken: true}})
@@ -82,6 +82,38 @@ func TestE2ELinkVerifiedUpstream(t *testing.T) {
 	}
 	if code := e.imapLoginCode(victim, vpass); code != imap.ResponseCodeAuthenticationFailed {
 		t.Fatalf("login to the unlinked mailbox: %q, want AUTHENTICATIONFAILED", code)
+	}
+}
+
+// TestE2ELinkClaimsNotTrusted: the provider issues ID tokens, and mallory
+// signs in with one that names the victim, as her own tenant admin can
+// arrange in Entra ID (issue 13, "nOAuth"). The claim is only a hint: the
+// upstream login as the victim with mallory's token fails at Dovecot, so
+// nothing is linked. The owner's own sign-in still links, proven the same
+// way.
+func TestE2ELinkClaimsNotTrusted(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, e2eOpts{})
+	const victim, mallory = "victim@example.com", "mallory@example.com"
+	e.idp.SetIDTokenMailbox(victim)
+	last, stderr, err := e.link(victim, mallory)
+	if err == nil {
+		t.Fatalf("link of %s by %s with an ID token naming %s succeeded: %s", victim, mallory, victim, last)
+	}
+	if !strings.Contains(stderr, "upstream login as "+victim) || !strings.Contains(stderr, "sign in as "+victim) {
+		t.Errorf("link refusal does not say why:\n%s", stderr)
+	}
+	vpass, _ := e.appPassword(victim)
+	if a := e.account(victim); a.Linked {
+		t.Fatalf("refused link left %s linked: %+v", victim, a)
+	}
+	if code := e.imapLoginCode(victim, vpass); code != imap.ResponseCodeAuthenticationFailed {
+		t.Fatalf("login to the unlinked mailbox: %q, want AUTHENTICATIONFAILED", code)
+	}
+	e.idp.SetIDTokenMailbox("")
+	e.mustLink(victim)
+	if code := e.imapLoginCode(victim, vpass); code != "" {
+		t.Fatalf("login after the owner's link: NO [%s]", code)
 	}
 }
 

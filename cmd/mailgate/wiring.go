@@ -36,7 +36,7 @@ func newService(cfg *config.Config, st *store.Store, sessions admin.Sessions, lo
 func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Manager, error) {
 	o := cfg.OAuth
 	opts := &oauth.Options{
-		Provider: provider(o.Provider), Flow: flow(o.Flow), Tenant: o.Tenant,
+		Provider: provider(o.Provider), Flow: flow(o.Flow), Tenant: o.Tenant, AllowedTenants: o.AllowedTenants,
 		ClientID: o.ClientID, ClientSecret: o.ClientSecret,
 		TokenURL: o.TokenURL, DeviceAuthURL: o.DeviceAuthorizationURL,
 		AuthURL: o.AuthURL, RedirectURL: o.RedirectURL, Scopes: o.Scopes,
@@ -50,9 +50,10 @@ func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Man
 	return oauth.New(opts)
 }
 
-// verifyMailbox checks a new link by logging in to the IMAP upstream as the
-// mailbox (issue 4): when no ID token names the mailbox, only a login shows
-// that the grant opens it and not another user's.
+// verifyMailbox checks every new link by logging in to the IMAP upstream as
+// the mailbox with XOAUTH2 and touching it (issue 13): an ID token's claims
+// can be set by the user's own tenant admin, so only a login shows that the
+// grant opens this mailbox and not another user's.
 func verifyMailbox(up proxy.Upstream) func(ctx context.Context, mailbox, token string) error {
 	return func(ctx context.Context, mailbox, token string) error {
 		err := imap.CheckLogin(ctx, up, mailbox, token)

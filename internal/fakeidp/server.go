@@ -27,6 +27,7 @@ type Options struct {
 	ClientID       string        // if set, requests must name this client
 	ClientSecret   string        // if set, client_credentials must present it
 	NoIDToken      bool          // issue no ID token, like a plain OAuth 2.0 server
+	TenantID       string        // the tid claim of ID tokens, as Entra ID sets it; "" leaves it out
 	Logger         *slog.Logger  // default: discard
 }
 
@@ -55,6 +56,7 @@ type Server struct {
 	requests  int
 	delay     time.Duration
 	loginAs   string
+	claimAs   string        // address the ID tokens name instead of the user; see SetIDTokenMailbox
 	pause     chan struct{} // closed by resume; nil when not paused
 	held      chan struct{}
 }

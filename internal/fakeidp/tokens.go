@@ -47,16 +47,35 @@ func (s *Server) issueLocked(mailbox, clientID, scope string, delegated bool) ma
 
 // idToken is an unsecured JWT (RFC 7519 section 6, alg "none"): clients take
 // an ID token from the token endpoint over TLS on trust (OIDC Core 3.1.3.7).
+// s.mu must be held.
 func (s *Server) idToken(mailbox, clientID string) string {
 	enc := base64.RawURLEncoding
 	head := enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	now := time.Now().Unix()
-	claims, _ := json.Marshal(map[string]any{
+	name := mailbox
+	if s.claimAs != "" {
+		name = s.claimAs
+	}
+	c := map[string]any{
 		"iss": s.URL(), "sub": "sub-" + mailbox, "aud": clientID,
 		"iat": now, "exp": now + 3600,
-		"email": mailbox, "preferred_username": mailbox,
-	})
+		"email": name, "preferred_username": name,
+	}
+	if s.opts.TenantID != "" {
+		c["tid"] = s.opts.TenantID
+	}
+	claims, _ := json.Marshal(c)
 	return head + "." + enc.EncodeToString(claims) + "."
+}
+
+// SetIDTokenMailbox makes the ID tokens issued from now on name mailbox in
+// email and preferred_username, whoever signed in and whatever mailbox the
+// tokens open ("" restores the signed-in user). An Entra ID tenant admin can
+// do this for the tenant's own users: the "nOAuth" pattern.
+func (s *Server) SetIDTokenMailbox(mailbox string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claimAs = canon(mailbox)
 }
 
 // MintAccessToken issues an access token for mailbox directly, without a

@@ -97,6 +97,7 @@ func TestNewRejects(t *testing.T) {
 		{"delegated without store", Options{Provider: Microsoft, ClientID: "c"}},
 		{"generic without token url", Options{Provider: Generic, ClientID: "c", Store: store}},
 		{"microsoft app without tenant", Options{Provider: Microsoft, Flow: App, ClientID: "c", ClientSecret: "s"}},
+		{"microsoft delegated on common", Options{Provider: Microsoft, Tenant: "common", ClientID: "c", Store: store}},
 		{"app without secret", Options{Provider: Microsoft, Flow: App, Tenant: "t", ClientID: "c"}},
 		{"google app without key", Options{Provider: Google, Flow: App}},
 		{"google app bad key", Options{Provider: Google, Flow: App,
@@ -107,7 +108,7 @@ func TestNewRejects(t *testing.T) {
 			t.Errorf("%s: accepted", tt.name)
 		}
 	}
-	m, err := New(&Options{Provider: "Microsoft", ClientID: "c", Store: store})
+	m, err := New(&Options{Provider: "Microsoft", ClientID: "c", Store: store, AllowedTenants: []string{"t"}})
 	if err != nil || m.ProviderName() != string(Microsoft) ||
 		m.cfg.Endpoint.TokenURL != "https://login.microsoftonline.com/common/oauth2/v2.0/token" ||
 		len(m.cfg.Scopes) != len(microsoftDelegated) {

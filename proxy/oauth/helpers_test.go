@@ -80,11 +80,42 @@ func newServer(t testing.TB, opts *fakeidp.Options) *fakeidp.Server {
 	return srv
 }
 
-// delegatedOptions points a Microsoft delegated Manager at srv.
+// delegatedOptions points a Microsoft delegated Manager at srv, with the
+// upstream login of upstream(srv).
 func delegatedOptions(srv *fakeidp.Server, store TokenStore) *Options {
 	return &Options{Provider: Microsoft, Tenant: "contoso", ClientID: "cid",
 		TokenURL: srv.TokenURL(), DeviceAuthURL: srv.DeviceAuthURL(), AuthURL: srv.AuthURL(),
-		RedirectURL: "http://localhost:8400/cb", Store: store}
+		RedirectURL: "http://localhost:8400/cb", Store: store, VerifyMailbox: upstream(srv).login}
+}
+
+// fakeUpstream plays the upstream login that VerifyMailbox makes: it accepts
+// a token that srv issued for the mailbox, and counts the logins.
+type fakeUpstream struct {
+	srv    *fakeidp.Server
+	mu     sync.Mutex
+	logins []string // mailboxes, in order
+	down   bool     // refuse every login, as an upstream that is down
+}
+
+func upstream(srv *fakeidp.Server) *fakeUpstream { return &fakeUpstream{srv: srv} }
+
+func (u *fakeUpstream) login(_ context.Context, mailbox, token string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.logins = append(u.logins, mailbox)
+	switch {
+	case u.down:
+		return errors.New("upstream: connection refused")
+	case !u.srv.ValidFor(token, mailbox):
+		return ErrWrongMailbox
+	}
+	return nil
+}
+
+func (u *fakeUpstream) loginCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.logins)
 }
 
 func newManager(t testing.TB, opts *Options) *Manager {

@@ -2,10 +2,12 @@ package oauth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,25 +201,20 @@ func TestAuthCodeLinkWrongMailbox(t *testing.T) {
 	}
 }
 
-// Without an ID token only Options.VerifyMailbox can vouch for the mailbox.
+// Without an ID token only Options.VerifyMailbox can vouch for the mailbox;
+// without it no link is made.
 func TestLinkWithoutIDToken(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, &fakeidp.Options{NoIDToken: true})
-	upstream := func(_ context.Context, mailbox, token string) error {
-		if !srv.ValidFor(token, mailbox) {
-			return ErrWrongMailbox
-		}
-		return nil
-	}
 	tests := []struct {
 		name   string
 		verify func(context.Context, string, string) error
 		as     string
-		ok     bool
+		want   error // nil: linked
 	}{
-		{"no verifier", nil, alice, false},
-		{"upstream accepts", upstream, alice, true},
-		{"upstream refuses", upstream, bob, false},
+		{"no verifier", nil, alice, ErrUnverified},
+		{"upstream accepts", upstream(srv).login, alice, nil},
+		{"upstream refuses", upstream(srv).login, bob, ErrWrongMailbox},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,14 +225,144 @@ func TestLinkWithoutIDToken(t *testing.T) {
 			srv.SetAuthorizeUser(tt.as)
 			l, _ := m.StartAuthCodeLink(alice)
 			err := m.FinishAuthCodeLink(t.Context(), alice, l, authorize(t, l))
-			if (err == nil) != tt.ok || (store.token(alice) != "") != tt.ok {
-				t.Fatalf("err=%v saved=%v, want ok=%v", err, store.token(alice) != "", tt.ok)
-			}
-			if !tt.ok && !errors.Is(err, ErrWrongMailbox) {
-				t.Fatalf("err = %v, want ErrWrongMailbox", err)
+			if !errors.Is(err, tt.want) || (err == nil) != (store.token(alice) != "") {
+				t.Fatalf("err=%v saved=%v, want %v", err, store.token(alice) != "", tt.want)
 			}
 		})
 	}
+}
+
+// TestLinkClaimsAreHints: the ID token's claims never link a mailbox by
+// themselves (docs/security.md, "nOAuth"). Every link is proven by one
+// upstream login as the mailbox; an email claim naming another address
+// refuses the link before any upstream login.
+func TestLinkClaimsAreHints(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		signIn   string // the account that approves
+		claims   string // what the ID token says ("": the signed-in account)
+		down     bool   // the upstream refuses every login
+		want     error  // nil: linked
+		upstream int    // upstream logins made
+	}{
+		{"owner", alice, "", false, nil, 1},
+		{"claims name the mailbox, token opens another", bob, alice, false, ErrWrongMailbox, 1},
+		{"claims name another mailbox", bob, "", false, ErrWrongMailbox, 0},
+		{"claims name another mailbox the token opens", alice, bob, false, ErrWrongMailbox, 0},
+		{"claims match, upstream login fails", alice, "", true, errors.New("any"), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, store := newServer(t, nil), newMemStore()
+			up := upstream(srv)
+			up.down = tt.down
+			o := delegatedOptions(srv, store)
+			o.VerifyMailbox = up.login
+			m := newManager(t, o)
+			srv.SetAuthorizeUser(tt.signIn)
+			srv.SetIDTokenMailbox(tt.claims)
+			l, _ := m.StartAuthCodeLink(alice)
+			err := m.FinishAuthCodeLink(t.Context(), alice, l, authorize(t, l))
+			switch {
+			case tt.want == nil && err != nil:
+				t.Fatalf("link: %v", err)
+			case tt.want != nil && err == nil:
+				t.Fatal("link succeeded")
+			case errors.Is(tt.want, ErrWrongMailbox) && !errors.Is(err, ErrWrongMailbox):
+				t.Fatalf("err = %v, want ErrWrongMailbox", err)
+			}
+			if saved := store.token(alice) != ""; saved != (tt.want == nil) || store.token(bob) != "" {
+				t.Fatalf("saved for alice=%v bob=%v", saved, store.token(bob) != "")
+			}
+			if n := up.loginCount(); n != tt.upstream {
+				t.Fatalf("%d upstream logins, want %d", n, tt.upstream)
+			}
+		})
+	}
+}
+
+// tenantA and tenantB are Entra ID tenant IDs.
+const tenantA, tenantB = "72f988bf-86f1-41af-91ab-2d7cd011db47", "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+// TestLinkAllowedTenants: on tenant common the ID token's tid must be one
+// of AllowedTenants, checked before the upstream login; without the list a
+// Manager on common is not built.
+func TestLinkAllowedTenants(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		idp  fakeidp.Options
+		want error // nil: linked
+	}{
+		{"allowed tenant", fakeidp.Options{TenantID: tenantA}, nil},
+		{"allowed tenant in upper case", fakeidp.Options{TenantID: strings.ToUpper(tenantA)}, nil},
+		{"other tenant", fakeidp.Options{TenantID: tenantB}, ErrTenant},
+		{"no tid", fakeidp.Options{}, ErrTenant},
+		{"no ID token", fakeidp.Options{NoIDToken: true, TenantID: tenantA}, ErrTenant},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, store := newServer(t, &tt.idp), newMemStore()
+			up := upstream(srv)
+			o := delegatedOptions(srv, store)
+			o.Tenant, o.AllowedTenants, o.VerifyMailbox = "common", []string{"  " + strings.ToUpper(tenantA)}, up.login
+			m := newManager(t, o)
+			l, _ := m.StartAuthCodeLink(alice)
+			err := m.FinishAuthCodeLink(t.Context(), alice, l, authorize(t, l))
+			if !errors.Is(err, tt.want) || (err == nil) != (store.token(alice) != "") {
+				t.Fatalf("err=%v saved=%v, want %v", err, store.token(alice) != "", tt.want)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tt.want == nil]; up.loginCount() != want {
+				t.Fatalf("%d upstream logins, want %d", up.loginCount(), want)
+			}
+		})
+	}
+	for _, tenant := range []string{"", "common", "Organizations", "consumers"} {
+		o := delegatedOptions(newServer(t, nil), newMemStore())
+		o.Tenant = tenant
+		if _, err := New(o); err == nil {
+			t.Errorf("delegated flow on tenant %q without AllowedTenants accepted", tenant)
+		}
+	}
+}
+
+// TestVerifyMailboxClaims covers the ID token rules on their own: a sign-in
+// name (preferred_username, upn) other than the mailbox goes on to the
+// upstream login, as at Microsoft a UPN often differs from the mail address;
+// an email claim naming another address refuses at once.
+func TestVerifyMailboxClaims(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		claims   string
+		want     error
+		upstream int
+	}{
+		{`{"preferred_username":"alice@contoso.onmicrosoft.com"}`, nil, 1},
+		{`{"upn":"alice.smith@contoso.com","email":"ALICE@contoso.com"}`, nil, 1},
+		{`{"preferred_username":"alice@contoso.onmicrosoft.com","email":"bob@contoso.com"}`, ErrWrongMailbox, 0},
+		{`{"preferred_username":"alice@contoso.com","email":"bob@contoso.com"}`, nil, 1},
+		{`{}`, nil, 1},
+	}
+	srv := newServer(t, nil)
+	for _, tt := range tests {
+		calls := 0
+		o := delegatedOptions(srv, newMemStore())
+		o.VerifyMailbox = func(context.Context, string, string) error { calls++; return nil }
+		m := newManager(t, o)
+		tok := (&oauth2.Token{AccessToken: "at"}).WithExtra(map[string]any{"id_token": unsignedJWT(tt.claims)})
+		if err := m.verifyMailbox(t.Context(), alice, tok); !errors.Is(err, tt.want) || calls != tt.upstream {
+			t.Errorf("claims %s: err=%v upstream logins=%d, want %v and %d", tt.claims, err, calls, tt.want, tt.upstream)
+		}
+	}
+}
+
+// unsignedJWT wraps claims in an ID token with alg "none".
+func unsignedJWT(claims string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + enc.EncodeToString([]byte(claims)) + "."
 }
 
 func TestLinkUnsupported(t *testing.T) {

@@ -45,11 +45,15 @@ const (
 
 // Options configure a Manager. Zero fields take sensible defaults.
 type Options struct {
-	Provider     Provider // Microsoft, Google or Generic
-	Flow         Flow     // Delegated (default) or App
-	Tenant       string   // Microsoft tenant ID or domain; "common" if empty (delegated only)
-	ClientID     string
-	ClientSecret string
+	Provider Provider // Microsoft, Google or Generic
+	Flow     Flow     // Delegated (default) or App
+	Tenant   string   // Microsoft tenant ID or domain; "common" if empty (delegated only)
+	// AllowedTenants are the Entra ID tenant IDs whose users may link: the
+	// ID token's tid claim must be one of them. Required for Microsoft's
+	// delegated flow on "common", "organizations" or "consumers".
+	AllowedTenants []string
+	ClientID       string
+	ClientSecret   string
 	// Endpoint overrides; Generic needs TokenURL and, for linking,
 	// DeviceAuthURL or AuthURL.
 	TokenURL, DeviceAuthURL, AuthURL string
@@ -61,9 +65,10 @@ type Options struct {
 	Logger                           *slog.Logger
 	Now                              func() time.Time
 	// VerifyMailbox checks at link time that accessToken opens mailbox
-	// (cmd logs in upstream with XOAUTH2) when no ID token names the
-	// mailbox. Nil refuses such tokens. Return an error wrapping
-	// ErrWrongMailbox when the upstream refuses the token.
+	// (cmd logs in upstream with XOAUTH2). Every delegated link calls it
+	// before the refresh token is stored, whatever the ID token says; nil
+	// refuses every link. Return an error wrapping ErrWrongMailbox when the
+	// upstream refuses the token.
 	VerifyMailbox func(ctx context.Context, mailbox, accessToken string) error
 }
 
@@ -96,6 +101,12 @@ var (
 	ErrConfig = errors.New("oauth: provider refused the client configuration")
 	// ErrWrongMailbox means a link was approved by another account.
 	ErrWrongMailbox = errors.New("oauth: token belongs to another mailbox")
+	// ErrTenant means a link was approved from an Entra ID tenant outside
+	// Options.AllowedTenants.
+	ErrTenant = errors.New("oauth: sign-in from a tenant that is not allowed")
+	// ErrUnverified means a link could not be proven: no upstream login
+	// (Options.VerifyMailbox) is set.
+	ErrUnverified = errors.New("oauth: link cannot be verified")
 	// ErrDenied means the user declined the link request.
 	ErrDenied = errors.New("oauth: link request denied")
 	// ErrExpired means the link request expired before approval.
@@ -117,7 +128,9 @@ type Manager struct {
 	log      *slog.Logger
 	now      func() time.Time
 	verify   func(ctx context.Context, mailbox, accessToken string) error
-	backoff  time.Duration
+	// allowedTenants are lower-case tenant IDs; empty accepts any tid.
+	allowedTenants []string
+	backoff        time.Duration
 
 	cache sync.Map // key -> *entry
 	group singleflight.Group
@@ -135,6 +148,9 @@ func New(opts *Options) (*Manager, error) {
 	}
 	m := &Manager{provider: o.Provider, flow: o.Flow, store: o.Store, httpc: o.HTTPClient,
 		log: o.Logger, now: o.Now, verify: o.VerifyMailbox, backoff: 200 * time.Millisecond}
+	for _, t := range o.AllowedTenants {
+		m.allowedTenants = append(m.allowedTenants, strings.ToLower(strings.TrimSpace(t)))
+	}
 	if err := m.setup(&o); err != nil {
 		return nil, fmt.Errorf("oauth: %s %s flow: %w", o.Provider, o.Flow, err)
 	}

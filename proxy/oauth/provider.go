@@ -1,11 +1,13 @@
 package oauth
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -50,6 +52,11 @@ func (m *Manager) setupMicrosoft(o *Options) error {
 	if o.Flow == App && o.Tenant == "" && o.TokenURL == "" {
 		return errors.New("app flow needs a tenant: client credentials cannot use \"common\"")
 	}
+	if o.Flow == Delegated && multiTenant(o.Tenant) && len(o.AllowedTenants) == 0 {
+		// Any directory's users could sign in, with claims their own
+		// admins set.
+		return fmt.Errorf("delegated flow on tenant %q needs AllowedTenants", cmp.Or(o.Tenant, "common"))
+	}
 	return m.setupClient(o, endpoints.AzureAD(o.Tenant), microsoftDelegated, microsoftApp)
 }
 
@@ -67,6 +74,16 @@ func (m *Manager) setupGoogle(o *Options) error {
 	}
 	m.jwt = cfg
 	return nil
+}
+
+// multiTenant reports whether tenant names one of Microsoft's multi-tenant
+// endpoints rather than one directory; "" means "common".
+func multiTenant(tenant string) bool {
+	switch strings.ToLower(tenant) {
+	case "", "common", "organizations", "consumers":
+		return true
+	}
+	return false
 }
 
 // setupClient configures the client-ID based flows: delegated (refresh,

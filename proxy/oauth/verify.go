@@ -6,31 +6,37 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/oauth2"
 )
 
-// verifyMailbox makes sure the approving user owns mailbox, so that one
-// person's link cannot hand another mailbox's mail to a third. An ID token
-// naming the mailbox settles it. Otherwise (no ID token, or a UPN that
-// differs from the mail address, common at Microsoft) VerifyMailbox decides
-// by logging in upstream; without it the link is refused.
+// verifyMailbox makes sure the token opens mailbox, so that one person's
+// link cannot hand another mailbox's mail to a third. The ID token is only
+// a hint: in Entra ID a user's own tenant admin can set email and
+// preferred_username to any address (the "nOAuth" pattern), so a claim
+// naming the mailbox proves nothing by itself. What proves the link is an
+// upstream login as the mailbox with the token (VerifyMailbox), made for
+// every link; without it every link is refused. Before that login the ID
+// token may refuse the link: a tid outside AllowedTenants, or an email
+// claim naming another address while no claim names the mailbox (the admin
+// signed in as the wrong user). A sign-in name (preferred_username, upn)
+// that differs from the mail address is common at Microsoft and refuses
+// nothing.
 func (m *Manager) verifyMailbox(ctx context.Context, mailbox string, tok *oauth2.Token) error {
-	names, err := idTokenNames(tok)
+	c, err := parseIDToken(tok)
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		if strings.EqualFold(n, mailbox) {
-			return nil
-		}
+	if err := m.checkTenant(c); err != nil {
+		return err
+	}
+	if c != nil && c.Email != "" && !c.names(mailbox) {
+		return fmt.Errorf("%w: signed in as %s", ErrWrongMailbox, c.Email)
 	}
 	if m.verify == nil {
-		if len(names) > 0 {
-			return fmt.Errorf("%w: approved as %s", ErrWrongMailbox, names[0])
-		}
-		return fmt.Errorf("%w: no ID token names the mailbox and no upstream check is set", ErrWrongMailbox)
+		return fmt.Errorf("%w: no upstream login is set to prove that the token opens the mailbox", ErrUnverified)
 	}
 	if err := m.verify(ctx, mailbox, tok.AccessToken); err != nil {
 		return fmt.Errorf("oauth: verify mailbox upstream: %w", err)
@@ -38,12 +44,47 @@ func (m *Manager) verifyMailbox(ctx context.Context, mailbox string, tok *oauth2
 	return nil
 }
 
-// idTokenNames returns the addresses an ID token names the user by
-// (preferred_username, email and upn: Microsoft sets the first and third,
-// Google the second). The signature is not checked: the ID token came
-// straight from the token endpoint over TLS, which OpenID Connect Core 1.0
-// section 3.1.3.7 (item 6) allows in place of checking it.
-func idTokenNames(tok *oauth2.Token) ([]string, error) {
+// checkTenant refuses an ID token from a directory outside AllowedTenants,
+// when that list is set. The tid claim is Entra ID's own, not one a tenant
+// admin can set.
+func (m *Manager) checkTenant(c *idClaims) error {
+	switch {
+	case len(m.allowedTenants) == 0:
+		return nil
+	case c == nil || c.TID == "":
+		return fmt.Errorf("%w: the provider sent no ID token with a tid claim", ErrTenant)
+	case !slices.Contains(m.allowedTenants, strings.ToLower(c.TID)):
+		return fmt.Errorf("%w: signed in from tenant %s", ErrTenant, c.TID)
+	}
+	return nil
+}
+
+// idClaims are the claims of an ID token that linking reads: the addresses
+// it names the user by (Microsoft sets preferred_username and upn, and
+// email when the user has a mail address; Google sets email) and Entra ID's
+// tenant ID.
+type idClaims struct {
+	PreferredUsername string `json:"preferred_username"`
+	Email             string `json:"email"`
+	UPN               string `json:"upn"`
+	TID               string `json:"tid"`
+}
+
+// names reports whether any address claim is mailbox.
+func (c *idClaims) names(mailbox string) bool {
+	for _, n := range []string{c.PreferredUsername, c.Email, c.UPN} {
+		if n != "" && strings.EqualFold(strings.TrimSpace(n), mailbox) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseIDToken returns the claims of tok's ID token, or nil when there is
+// none. The signature is not checked: the ID token came straight from the
+// token endpoint over TLS, which OpenID Connect Core 1.0 section 3.1.3.7
+// (item 6) allows in place of checking it.
+func parseIDToken(tok *oauth2.Token) (*idClaims, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		return nil, nil
@@ -56,19 +97,9 @@ func idTokenNames(tok *oauth2.Token) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oauth: ID token payload: %w", err)
 	}
-	var c struct {
-		PreferredUsername string `json:"preferred_username"`
-		Email             string `json:"email"`
-		UPN               string `json:"upn"`
-	}
+	var c idClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("oauth: ID token claims: %w", err)
 	}
-	var names []string
-	for _, n := range []string{c.PreferredUsername, c.Email, c.UPN} {
-		if n != "" {
-			names = append(names, n)
-		}
-	}
-	return names, nil
+	return &c, nil
 }
