@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -42,7 +43,11 @@ func (s *session) relay(up *upstream, r io.Reader) (int64, error) {
 		return 0, s.upstreamError(up, err)
 	}
 	src := &clientReader{r: r, nc: s.nc, timeout: s.blockTimeout(), limit: s.limit(up)}
-	n, err := io.Copy(upstreamWriter{w: w, up: up}, src)
+	dst := &crlfWriter{w: upstreamWriter{w: w, up: up}}
+	n, err := io.Copy(dst, src)
+	if err == nil {
+		err = dst.Close()
+	}
 	if err != nil {
 		// Never close w: that would send the final dot and deliver a
 		// truncated message. Dropping the connection abandons it.
@@ -50,6 +55,9 @@ func (s *session) relay(up *upstream, r io.Reader) (int64, error) {
 		switch {
 		case errors.Is(src.err, smtp.ErrDataTooLarge):
 			return n, errTooBig
+		case errors.Is(src.err, smtp.ErrTooLongLine):
+			s.discardMessage(src.limit)
+			return n, errLineTooLong
 		case src.err != nil:
 			return n, errAborted
 		}
@@ -124,4 +132,109 @@ type upstreamWriter struct {
 func (u upstreamWriter) Write(p []byte) (int, error) {
 	u.up.setWriteDeadline(dataBlockTimeout)
 	return u.w.Write(p)
+}
+
+// crlfWriter turns every bare CR (one not followed by LF) into CRLF on the
+// way to the upstream, as the client's DotWriter already does for bare LF,
+// so that the upstream receives CRLF lines only, each line that starts with a
+// dot stuffed. The end of the message is then the final dot we send and
+// nothing else, whatever the upstream makes of bare CR or LF: a client cannot
+// hide "\r.\r" or "\r\n.\r" plus a second MAIL FROM inside a message (SMTP
+// smuggling, CVE-2023-51764/51765/51766). go-smtp ends DATA only at
+// CRLF.CRLF, so nothing the client sends ends the message early on our side.
+//
+// Refusing such a message (550 5.6.2, as Postfix's
+// smtpd_forbid_bare_newline does) would be no safer here, since what the
+// upstream receives is canonical either way, and it would cost more: the
+// message streams, so a refusal comes after part of it went upstream, which
+// must then be dropped; go-smtp drops a CR that follows a dot at the start of
+// a line, so not every bare CR could be seen; and bare LF is normalised
+// already, so one rule covers both.
+type crlfWriter struct {
+	w  io.Writer
+	cr bool // the last byte written was a CR
+}
+
+var lf = []byte{'\n'}
+
+func (c *crlfWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.cr && p[0] != '\n' {
+		if _, err := c.w.Write(lf); err != nil {
+			return 0, err
+		}
+	}
+	done := 0 // p[:done] is written
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(p[i:], '\r')
+		if j < 0 || i+j+1 == len(p) {
+			break
+		}
+		i += j
+		if p[i+1] != '\n' {
+			if _, err := c.w.Write(p[done : i+1]); err != nil {
+				return done, err
+			}
+			if _, err := c.w.Write(lf); err != nil {
+				return i + 1, err
+			}
+			done = i + 1
+		}
+	}
+	c.cr = p[len(p)-1] == '\r'
+	n, err := c.w.Write(p[done:])
+	return done + n, err
+}
+
+// Close ends a message whose last byte is a bare CR.
+func (c *crlfWriter) Close() error {
+	if !c.cr {
+		return nil
+	}
+	c.cr = false
+	_, err := c.w.Write(lf)
+	return err
+}
+
+// lineDrainTimeout is how long discardMessage waits for more of the message:
+// once the client has sent it all, it waits for our reply.
+const lineDrainTimeout = 2 * time.Second
+
+// discardMessage reads and discards the rest of a message whose line was
+// longer than maxLineLength, from the connection itself, up to limit bytes
+// (0: no limit). go-smtp's line reader fails for good at such a line
+// (lengthlimit_reader.go), so the connection cannot be used again and is
+// closed after our reply; a client still sending when it closes would get a
+// TCP reset that can eat the reply, and a client that sees no reply tries
+// again. Reading up to the end of data (CRLF.CRLF) first lets the client
+// finish and read a permanent refusal. The bytes go-smtp read with the long
+// line are lost, the end of data among them perhaps: then the client waits
+// and the read times out.
+func (s *session) discardMessage(limit int64) {
+	const end = "\r\n.\r\n"
+	buf := make([]byte, 32<<10)
+	matched := 0 // how much of end the bytes so far end with
+	for read := int64(0); limit <= 0 || read < limit; {
+		s.nc.SetReadDeadline(time.Now().Add(lineDrainTimeout))
+		n, err := s.nc.Read(buf)
+		read += int64(n)
+		for _, b := range buf[:n] {
+			switch {
+			case b == end[matched]:
+				matched++
+			case b == '\r': // end has no other prefix that is also a suffix
+				matched = 1
+			default:
+				matched = 0
+			}
+			if matched == len(end) {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
