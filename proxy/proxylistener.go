@@ -90,7 +90,7 @@ func (l *ProxyProtoListener) acceptLoop() {
 			l.stop(err)
 			return
 		}
-		peer := remoteAddr(nc)
+		peer := RemoteAddr(nc)
 		if !Trusted(l.trusted, peer) {
 			l.log.Warn("proxy protocol: connection from untrusted peer refused", "remote", peer)
 			nc.Close()
@@ -154,11 +154,3 @@ func (c *proxyConn) Read(p []byte) (int, error) {
 
 // RemoteAddr is the client's address from the header.
 func (c *proxyConn) RemoteAddr() net.Addr { return c.remote }
-
-// remoteAddr returns nc's peer address, unmapped; invalid if unknown.
-func remoteAddr(nc net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
