@@ -46,8 +46,9 @@ var defaultScopes = map[providerFlow][]string{
 		"https://outlook.office.com/IMAP.AccessAsUser.All",
 		"https://outlook.office.com/SMTP.Send",
 		"offline_access", // without it there is no refresh token
-		// An ID token names the signed-in user, so "account link" can
-		// check it is the mailbox being linked (OpenID Connect Core 3.1.2).
+		// An ID token names the signed-in user and tenant, so "account
+		// link" can refuse another user or tenant before its upstream login
+		// (OpenID Connect Core 3.1.2).
 		"openid", "email", "profile",
 	},
 	{ProviderMicrosoft, FlowApp}:    {"https://outlook.office365.com/.default"},
