@@ -13,8 +13,9 @@ const checkLogoutTimeout = 5 * time.Second
 
 // CheckLogin logs in to the upstream as mailbox with token, exactly as a proxied
 // session would (including the mailbox probe of docs/clients.md, "Authenticated
-// but not connected"), and logs out again. It lets a link be verified when no ID
-// token names the mailbox: only that mailbox's own grant opens it. The error
+// but not connected"), and logs out again. Every new link is proven with it
+// before its refresh token is stored: ID token claims are only a hint, and
+// only that mailbox's own grant opens the mailbox. The error
 // wraps proxy.ErrAuthFailed when the upstream refuses the token or the mailbox,
 // and proxy.ErrUnavailable when the upstream cannot be reached or misbehaves.
 func CheckLogin(ctx context.Context, up proxy.Upstream, mailbox, token string) error {
