@@ -86,6 +86,8 @@ type Config struct {
 	Accounts Accounts
 	Log      Log
 	Limits   Limits
+	// Web is the self-service portal; off when Web.Listen is empty.
+	Web Web
 	// ProxyProtocol names the balancers trusted on listeners with
 	// proxy_protocol: true.
 	ProxyProtocol ProxyProtocol
@@ -173,6 +175,11 @@ type OAuth struct {
 	// of them. Required for the delegated flow on tenant common,
 	// organizations or consumers.
 	AllowedTenants []string `yaml:"allowed_tenants"`
+	// Issuer is the OpenID Connect issuer the portal verifies ID tokens
+	// against, exactly as in the discovery document: derived for google,
+	// and for microsoft from a tenant ID; required for the portal with
+	// generic.
+	Issuer string `yaml:"issuer"`
 	// ServiceAccountKey is the content of ServiceAccountFile, read by Load.
 	ServiceAccountKey []byte `yaml:"-"`
 }

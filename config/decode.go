@@ -26,6 +26,7 @@ type rawConfig struct {
 	Accounts rawAccounts `yaml:"accounts"`
 	Log      Log         `yaml:"log"`
 	Limits   rawLimits   `yaml:"limits"`
+	Web      Web         `yaml:"web"`
 	// ProxyProtocol is the top-level proxy_protocol section.
 	ProxyProtocol rawProxyProtocol `yaml:"proxy_protocol"`
 	// ShutdownGrace is nil when left out, so that an explicit 0 can mean

@@ -70,6 +70,7 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 		OAuth:         raw.OAuth,
 		Accounts:      Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
 		Log:           raw.Log,
+		Web:           raw.Web,
 		ShutdownGrace: DefaultShutdownGrace,
 	}
 	if raw.ShutdownGrace != nil {
@@ -93,6 +94,7 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 	defaultPaths(c)
 	defaultTLS(c)
 	defaultOAuth(&c.OAuth)
+	defaultWeb(&c.Web)
 	c.IMAP.Upstream = defaultUpstream(c.IMAP.Upstream, upstreamDefaults[c.OAuth.Provider].imap)
 	c.SMTP.Upstream = defaultUpstream(c.SMTP.Upstream, upstreamDefaults[c.OAuth.Provider].smtp)
 	defaultLog(&c.Log)
@@ -164,6 +166,7 @@ func defaultOAuth(o *OAuth) {
 	if len(o.Scopes) == 0 { // "scopes: []" as in the documented example also means the default
 		o.Scopes = slices.Clone(defaultScopes[providerFlow{o.Provider, o.Flow}])
 	}
+	defaultIssuer(o)
 }
 
 // defaultUpstream fills in the provider's address and TLS mode, and XOAUTH2,

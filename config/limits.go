@@ -164,7 +164,7 @@ func (d *doc) checkProxyProtocol(c *Config) error {
 	for _, p := range []struct {
 		name string
 		ls   []Listener
-	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}} {
+	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"web", c.Web.Listen}} {
 		for i, l := range p.ls {
 			if l.ProxyProtocol && len(c.ProxyProtocol.Trusted) == 0 {
 				return d.errorf(fmt.Sprintf("%s.listen[%d].proxy_protocol", p.name, i),

@@ -111,6 +111,7 @@ func TestTestdata(t *testing.T) {
 		{"invalid-plaintext.yaml", 12, "imap.listen[1].tls", "not a loopback address"},
 		{"invalid-two-documents.yaml", 6, "", "second yaml document"},
 		{"invalid-empty.yaml", 0, "", "empty config"},
+		{"invalid-portal-common.yaml", 9, "oauth.tenant", `"common" cannot sign users in to the portal`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 func (d *doc) checkOAuth(c *Config) error {
 	o := &c.OAuth
 	for _, check := range []func(*OAuth) error{
-		d.checkProviderFlow, d.checkSecret, d.checkURLs, d.checkScopes, d.checkAllowedTenants,
+		d.checkProviderFlow, d.checkSecret, d.checkURLs, d.checkIssuer, d.checkScopes, d.checkAllowedTenants,
 	} {
 		if err := check(o); err != nil {
 			return err

@@ -19,7 +19,7 @@ const maxSocketPath = 107
 func (d *doc) validate(c *Config) error {
 	for _, check := range []func(*Config) error{
 		d.checkHostname, d.checkStore, d.checkTLS, d.checkListeners,
-		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog, d.checkProxyProtocol, d.checkShutdown,
+		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog, d.checkProxyProtocol, d.checkWeb, d.checkShutdown,
 	} {
 		if err := check(c); err != nil {
 			return err
@@ -91,9 +91,12 @@ func (d *doc) checkListeners(c *Config) error {
 	for _, p := range []struct {
 		name string
 		ls   []Listener
-	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}} {
+	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"web", c.Web.Listen}} {
 		for i, l := range p.ls {
 			key := p.name + ".listen[" + strconv.Itoa(i) + "]"
+			if p.name == "web" && l.TLS != TLSImplicit && l.TLS != TLSNone {
+				return d.webModeError(key+".tls", l.TLS)
+			}
 			if err := d.checkListener(key, l); err != nil {
 				return err
 			}
@@ -131,6 +134,14 @@ func (d *doc) checkListener(key string, l Listener) error {
 		return d.errorf(key+".min_version", "set on a listener with tls: none")
 	}
 	return d.checkVersion(key+".min_version", l.MinVersion)
+}
+
+// webModeError: browsers speak TLS from the first byte or not at all.
+func (d *doc) webModeError(key string, mode TLSMode) error {
+	if mode == "" {
+		return d.errorf(key, "missing (want implicit or none)")
+	}
+	return d.errorf(key, "%q is not a mode for the web (want implicit or none)", mode)
 }
 
 func (d *doc) checkMode(key string, mode TLSMode) error {
