@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -49,7 +51,15 @@ func TestVerify(t *testing.T) {
 		{"scope granted", mb, imapOnly, ScopeIMAP, true},
 		{"wrong", mb, strings.Repeat("a", secretLen), ScopeIMAP, false},
 		{"one char off", mb, secret[:secretLen-1] + flip(secret[secretLen-1]), ScopeIMAP, false},
-		{"secret with space", mb, secret + " ", ScopeIMAP, false},
+		{"trailing space", mb, secret + " ", ScopeIMAP, true},
+		{"in groups of four", mb, groups(secret), ScopeIMAP, true},
+		{"groups, upper-cased", mb, strings.ToUpper(groups(secret)), ScopeIMAP, true},
+		{"tabs and double spaces", mb, "\t" + strings.ReplaceAll(groups(secret), " ", " \t ") + " ", ScopeIMAP, true},
+		{"wrong in groups", mb, groups(strings.Repeat("a", secretLen)), ScopeIMAP, false},
+		{"one char off in groups", mb, groups(secret[:secretLen-1] + flip(secret[secretLen-1])), ScopeIMAP, false},
+		{"other white space", mb, secret[:4] + "\n" + secret[4:], ScopeIMAP, false},
+		{"non-breaking space", mb, secret[:4] + "\u00a0" + secret[4:], ScopeIMAP, false},
+		{"only spaces", mb, "    ", ScopeIMAP, false},
 		{"prefix", mb, secret[:10], ScopeIMAP, false},
 		{"empty", mb, "", ScopeIMAP, false},
 		{"unknown mailbox", "carol@example.com", secret, ScopeIMAP, false},
@@ -75,6 +85,41 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("Verify = %+v, %v; want ErrAuthFailed", p, err)
 			}
 		})
+	}
+}
+
+// groups writes secret in groups of four separated by spaces, as the
+// portal shows it.
+func groups(secret string) string {
+	var parts []string
+	for len(secret) > 4 {
+		parts, secret = append(parts, secret[:4]), secret[4:]
+	}
+	return strings.Join(append(parts, secret), " ")
+}
+
+// TestSecretHashUnchanged: normalising drops spaces and tabs but leaves a
+// secret typed as issued alone, so the hashes stored before still match.
+func TestSecretHashUnchanged(t *testing.T) {
+	s, _ := newStore(t)
+	p, secret := create(t, s, "a@example.com", "x", nil, time.Time{})
+	if got := normalizeSecret(secret); got != secret {
+		t.Fatalf("normalizeSecret(%q) = %q", secret, got)
+	}
+	var stored []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		stored = recordHash(tx.Bucket(bucketPasswords).Bucket([]byte("a@example.com")).Get([]byte(p.ID)))
+		return nil
+	})
+	// The scheme as written before spaces were dropped: HMAC of
+	// mailbox NUL lower-cased secret.
+	m := hmac.New(sha256.New, s.keys.pwMAC)
+	m.Write([]byte("a@example.com\x00" + strings.ToLower(strings.ToUpper(secret))))
+	if !bytes.Equal(stored, m.Sum(nil)) {
+		t.Error("stored hash is not HMAC(mailbox NUL secret)")
+	}
+	if got := s.keys.hashSecret("a@example.com", normalizeSecret(groups(secret))); !bytes.Equal(got, stored) {
+		t.Error("the grouped secret hashes differently")
 	}
 }
 

@@ -71,11 +71,21 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// normalizeSecret lower-cases what a client sent. Generated secrets are lower
-// case only, so this loses no entropy, and it forgives phones that
-// capitalise the first letter. Nothing else is changed: spaces or other
-// characters simply make the comparison fail.
+// normalizeSecret lower-cases what a client sent and drops ASCII spaces
+// and tabs. Generated secrets are lower case only and have no spaces, so
+// this loses no entropy and leaves the hash of a secret typed as issued
+// unchanged. It forgives phones that capitalise the first letter, and the
+// portal shows a secret in groups of four separated by spaces, which users
+// may copy as shown. Any other character still makes the comparison fail.
 func normalizeSecret(secret string) string {
+	if strings.ContainsAny(secret, " \t") {
+		secret = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, secret)
+	}
 	return strings.ToLower(secret)
 }
 

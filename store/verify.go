@@ -19,7 +19,8 @@ import (
 // flushed later (see Flush).
 func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) {
 	canon, merr := CanonicalMailbox(mailbox)
-	mac := s.keys.hashSecret(canon, normalizeSecret(secret))
+	secret = normalizeSecret(secret)
+	mac := s.keys.hashSecret(canon, secret)
 	var rec *pwRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var b *bolt.Bucket
