@@ -63,7 +63,7 @@ func (s *Service) Link(ctx context.Context, a LinkArgs, c Conv) (LinkResult, err
 	if err != nil {
 		return LinkResult{}, err
 	}
-	s.log.Info("mailbox linked", "user", a.Mailbox)
+	s.logFor(ctx).Info("mailbox linked", "user", a.Mailbox)
 	return LinkResult{Mailbox: a.Mailbox, Linked: true}, nil
 }
 
@@ -169,6 +169,6 @@ func (s *Service) Unlink(ctx context.Context, a UnlinkArgs) (UnlinkResult, error
 	// Live sessions hold upstream connections opened with the old grant:
 	// end them, so unlinking stops access now and not at token expiry.
 	n := s.closeMailbox(a.Mailbox)
-	s.log.Info("mailbox unlinked", "user", a.Mailbox, "sessions_closed", n)
+	s.logFor(ctx).Info("mailbox unlinked", "user", a.Mailbox, "sessions_closed", n)
 	return UnlinkResult{Mailbox: a.Mailbox, Passwords: len(ps), Sessions: n}, nil
 }

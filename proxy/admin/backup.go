@@ -43,5 +43,6 @@ func (s *Service) Backup(ctx context.Context, a BackupArgs) (BackupResult, error
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("store backup: %w", err)
 	}
+	s.logFor(ctx).Info("store backed up", "path", a.Path, "bytes", n)
 	return BackupResult{Path: a.Path, Bytes: n}, nil
 }

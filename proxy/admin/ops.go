@@ -34,6 +34,7 @@ var ops = []Op{
 	op("password.revoke-all", (*Service).RevokeAll),
 	convOp("account.link", (*Service).Link),
 	op("account.list", (*Service).ListAccounts),
+	op("account.mailboxes", (*Service).Mailboxes),
 	op("account.unlink", (*Service).Unlink),
 	op("store.backup", (*Service).Backup),
 }
@@ -97,12 +98,14 @@ func decodeStrict(b []byte, v any) error {
 
 // Call runs an operation in-process, as the CLI does when no daemon runs:
 // args are marshalled and decoded like a request on the socket, events go
-// to onEvent, and the result comes back as its JSON.
+// to onEvent, and the result comes back as its JSON. The actor is the
+// CLI's unless ctx names one (WithActor).
 func (s *Service) Call(ctx context.Context, op string, args any, onEvent EventFunc) (json.RawMessage, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return nil, err
 	}
+	ctx = withDefaultActor(ctx, cli)
 	res, err := s.Do(ctx, op, raw, &localConv{onEvent: onEvent})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"mailgate/store"
@@ -64,7 +65,7 @@ func (s *Service) CreatePassword(ctx context.Context, a CreateArgs) (CreateResul
 	if err != nil {
 		return CreateResult{}, storeError(err)
 	}
-	s.log.Info("app password created", "user", p.Mailbox, "id", p.ID, "name", p.Name)
+	s.logFor(ctx).Info("app password created", "user", p.Mailbox, "id", p.ID, "name", p.Name)
 	out := CreateResult{AppPassword: toAppPassword(p), Settings: s.settings}
 	out.Secret = secret
 	return out, nil
@@ -103,7 +104,12 @@ type RevokeResult struct {
 // RevokePassword (password.revoke) deletes one app password, then ends the
 // sessions that logged in with it.
 func (s *Service) RevokePassword(ctx context.Context, a RevokeArgs) (RevokeResult, error) {
+	// The store looks the id up among the mailbox's own passwords only: an
+	// id of another mailbox is not found and nothing changes.
 	p, err := s.store.RevokePassword(a.Mailbox, a.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.logFor(ctx).Info("app password revoke refused", "user", a.Mailbox, "id", a.ID, "err", "no such password")
+	}
 	if err != nil {
 		return RevokeResult{}, storeError(err)
 	}
@@ -114,7 +120,7 @@ func (s *Service) RevokePassword(ctx context.Context, a RevokeArgs) (RevokeResul
 	if s.sessions != nil {
 		n = s.sessions.ClosePassword(p.ID)
 	}
-	s.log.Info("app password revoked", "user", p.Mailbox, "id", p.ID, "sessions_closed", n)
+	s.logFor(ctx).Info("app password revoked", "user", p.Mailbox, "id", p.ID, "sessions_closed", n)
 	return RevokeResult{Revoked: []AppPassword{toAppPassword(p)}, Sessions: n}, nil
 }
 
@@ -138,7 +144,7 @@ func (s *Service) RevokeAll(ctx context.Context, a RevokeAllArgs) (RevokeResult,
 		}
 		n := s.closeMailbox(m)
 		out.Sessions += n
-		s.log.Info("app passwords revoked", "user", m, "count", len(ps), "sessions_closed", n)
+		s.logFor(ctx).Info("app passwords revoked", "user", m, "count", len(ps), "sessions_closed", n)
 	}
 	return out, nil
 }

@@ -52,7 +52,8 @@ func Listen(path string) (net.Listener, error) {
 }
 
 // Server serves admin operations on the admin socket, one request per
-// connection, to root and the daemon's own user only.
+// connection, to root and the daemon's own user only: the CLI, which is
+// the actor its changes are logged with.
 type Server struct {
 	Handler Handler
 	Logger  *slog.Logger // nil: slog.Default()
@@ -95,7 +96,7 @@ func (s *Server) serveConn(c net.Conn, log *slog.Logger) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(WithActor(context.Background(), cli))
 	watched := cv.watch(ctx, cancel)
 	res, err := s.Handler.Do(ctx, req.Op, req.Args, cv)
 	cv.write(replyFor(res, err))
