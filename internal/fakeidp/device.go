@@ -18,7 +18,8 @@ type device struct {
 	interval time.Duration // grows by 5 s on each slow_down (section 3.5)
 	lastPoll time.Time
 	polls    int
-	mailbox  string // set by ApproveDevice
+	mailbox  string    // set by ApproveDevice
+	authTime time.Time // when ApproveDevice signed the user in
 	denied   bool
 	redeemed bool
 }
@@ -60,7 +61,8 @@ func (s *Server) grantDeviceCode(w http.ResponseWriter, r *http.Request, clientI
 	var resp map[string]any
 	if code == "" {
 		d.redeemed = true // a device code is good for one token
-		resp = s.issueLocked(d.mailbox, clientID, d.scope, true)
+		resp = s.issueLocked(grant{mailbox: d.mailbox, clientID: clientID, scope: d.scope,
+			authTime: d.authTime}, true, "")
 	}
 	s.mu.Unlock()
 	if code != "" {
@@ -112,7 +114,7 @@ func (s *Server) deviceByUserCode(userCode string) *device {
 
 // ApproveDevice plays the user who enters userCode and signs in as mailbox.
 func (s *Server) ApproveDevice(userCode, mailbox string) error {
-	return s.withDevice(userCode, func(d *device) { d.mailbox = canon(mailbox) })
+	return s.withDevice(userCode, func(d *device) { d.mailbox, d.authTime = canon(mailbox), time.Now() })
 }
 
 // DenyDevice plays the user who declines the request.

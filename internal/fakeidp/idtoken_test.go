@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// claimsOf decodes the payload of an unsecured ID token.
+// claimsOf decodes the payload of an ID token without checking its
+// signature (TestIDTokenVerifies checks that).
 func claimsOf(t *testing.T, idToken any) map[string]any {
 	t.Helper()
 	s, _ := idToken.(string)

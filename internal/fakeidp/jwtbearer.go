@@ -61,7 +61,7 @@ func (s *Server) grantJWTBearer(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, invalidGrant, err.Error())
 		return
 	}
-	s.issue(w, canon(a.Sub), a.Iss, a.Scope, false)
+	s.issue(w, grant{mailbox: canon(a.Sub), clientID: a.Iss, scope: a.Scope}, false, "")
 }
 
 func (s *Server) verifyAssertion(jwt string) (*assertion, error) {

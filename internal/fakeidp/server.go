@@ -4,11 +4,15 @@
 // tokens against its RFC 7662 introspection endpoint) and "mailgate serve
 // -dev": the device flow (RFC 8628), authorization code with PKCE (RFC 7636),
 // refresh tokens with rotation, client credentials and the JWT bearer grant
-// of Google service accounts (RFC 7523). Go methods play the user (approve,
-// deny) and the bad day (failures, delays, revocation, outage).
+// of Google service accounts (RFC 7523), and OpenID Connect sign-in:
+// discovery, a published key set and RS256-signed ID tokens, with a sign-in
+// form for browsers. Go methods play the user (approve, deny, sign in) and
+// the bad day (failures, delays, revocation, outage).
 package fakeidp
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +42,9 @@ type Server struct {
 	log  *slog.Logger
 	srv  *http.Server
 	addr string
+	// key signs the ID tokens; JWKSURL publishes it under keyID.
+	key   *rsa.PrivateKey
+	keyID string
 
 	mu        sync.Mutex
 	ln        net.Listener
@@ -59,6 +66,17 @@ type Server struct {
 	claimAs   string        // address the ID tokens name instead of the user; see SetIDTokenMailbox
 	pause     chan struct{} // closed by resume; nil when not paused
 	held      chan struct{}
+	issuer    string              // "" is URL(); see SetIssuer
+	audience  string              // "" is the client; see SetIDTokenAudience
+	amr       map[string][]string // mailbox -> amr claim; see SetAMR
+	roles     map[string][]string // mailbox -> roles claim; see SetRoles
+	// Browser sign-in (see SetInteractive): pending authorization
+	// requests waiting for the form, sign-in sessions by cookie, and when
+	// each mailbox last signed in (its auth_time).
+	interactive bool
+	pending     map[string]*authRequest
+	sessions    map[string]string // session cookie -> mailbox
+	signIns     map[string]time.Time
 }
 
 // grant is what an access or refresh token stands for.
@@ -66,6 +84,7 @@ type grant struct {
 	mailbox  string // "" for app tokens, valid for every mailbox
 	clientID string
 	scope    string
+	authTime time.Time // when the user signed in (auth_time of ID tokens)
 	expires  time.Time
 	dead     bool
 }
@@ -76,12 +95,19 @@ func NewServer(opts *Options) (*Server, error) {
 		conns: map[net.Conn]struct{}{}, access: map[string]*grant{},
 		refresh: map[string]*grant{}, devices: map[string]*device{},
 		codes: map[string]*authCode{}, accounts: map[string]any{},
-		refreshes: map[string]int{},
+		refreshes: map[string]int{}, amr: map[string][]string{}, roles: map[string][]string{},
+		pending: map[string]*authRequest{}, sessions: map[string]string{},
+		signIns: map[string]time.Time{},
 	}
 	if opts != nil {
 		s.opts = *opts
 	}
 	s.defaults()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("fakeidp: generate signing key: %w", err)
+	}
+	s.key, s.keyID = key, randToken("k-")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fakeidp: listen: %w", err)
@@ -114,6 +140,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /token", s.handleToken)
 	mux.HandleFunc("POST /devicecode", s.handleDeviceAuth)
 	mux.HandleFunc("GET /authorize", s.handleAuthorize)
+	mux.HandleFunc("POST /authorize", s.handleSignInForm)
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
+	mux.HandleFunc("GET /keys", s.handleKeys)
 	mux.HandleFunc("/introspect", s.handleIntrospect)
 	mux.HandleFunc("/device", s.handleDevicePage)
 	return mux

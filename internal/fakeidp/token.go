@@ -69,9 +69,9 @@ func (s *Server) authClient(w http.ResponseWriter, r *http.Request, needSecret b
 	return id, true
 }
 
-func (s *Server) issue(w http.ResponseWriter, mailbox, clientID, scope string, delegated bool) {
+func (s *Server) issue(w http.ResponseWriter, g grant, delegated bool, nonce string) {
 	s.mu.Lock()
-	resp := s.issueLocked(mailbox, clientID, scope, delegated)
+	resp := s.issueLocked(g, delegated, nonce)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -92,7 +92,9 @@ func (s *Server) grantRefreshToken(w http.ResponseWriter, r *http.Request, clien
 		return
 	}
 	g.dead = true
-	resp := s.issueLocked(g.mailbox, clientID, g.scope, true)
+	next := *g
+	next.clientID, next.dead = clientID, false
+	resp := s.issueLocked(next, true, "") // no nonce after a refresh (OIDC Core 12.2)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -100,7 +102,7 @@ func (s *Server) grantRefreshToken(w http.ResponseWriter, r *http.Request, clien
 // grantClientCredentials issues an app token, good for any mailbox like
 // Microsoft's app-only tokens with mailbox permissions.
 func (s *Server) grantClientCredentials(w http.ResponseWriter, r *http.Request, clientID string) {
-	s.issue(w, "", clientID, r.PostForm.Get("scope"), false)
+	s.issue(w, grant{clientID: clientID, scope: r.PostForm.Get("scope")}, false, "")
 }
 
 // grantAuthCode redeems a code once, checking redirect_uri (RFC 6749
@@ -122,6 +124,7 @@ func (s *Server) grantAuthCode(w http.ResponseWriter, r *http.Request, clientID 
 	case c.redirectURI != r.PostForm.Get("redirect_uri") || c.clientID != clientID:
 		oauthError(w, http.StatusBadRequest, invalidGrant, "redirect_uri or client mismatch")
 	default:
-		s.issue(w, c.mailbox, clientID, c.scope, true)
+		s.issue(w, grant{mailbox: c.mailbox, clientID: clientID, scope: c.scope,
+			authTime: c.authTime}, true, c.nonce)
 	}
 }

@@ -20,52 +20,34 @@ func randToken(prefix string) string {
 	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// issueLocked creates an access token and, for a delegated grant, a refresh
-// token and an ID token, and returns the token response body. s.mu must be
-// held.
-func (s *Server) issueLocked(mailbox, clientID, scope string, delegated bool) map[string]any {
+// issueLocked creates an access token for g and, for a delegated grant, a
+// refresh token and an ID token carrying nonce, and returns the token
+// response body. s.mu must be held.
+func (s *Server) issueLocked(g grant, delegated bool, nonce string) map[string]any {
 	at := randToken("at-")
-	s.access[at] = &grant{mailbox: mailbox, clientID: clientID, scope: scope,
-		expires: time.Now().Add(s.opts.AccessTTL)}
+	access := g
+	access.expires = time.Now().Add(s.opts.AccessTTL)
+	s.access[at] = &access
 	resp := map[string]any{
 		"access_token": at,
 		"token_type":   "Bearer",
 		"expires_in":   int(s.opts.AccessTTL / time.Second),
-		"scope":        scope,
+		"scope":        g.scope,
 	}
 	if !delegated {
 		return resp
 	}
+	if g.authTime.IsZero() {
+		g.authTime = time.Now()
+	}
 	rt := randToken("rt-")
-	s.refresh[rt] = &grant{mailbox: mailbox, clientID: clientID, scope: scope}
+	refresh := g
+	s.refresh[rt] = &refresh
 	resp["refresh_token"] = rt
 	if !s.opts.NoIDToken {
-		resp["id_token"] = s.idToken(mailbox, clientID)
+		resp["id_token"] = s.idToken(&g, nonce)
 	}
 	return resp
-}
-
-// idToken is an unsecured JWT (RFC 7519 section 6, alg "none"): clients take
-// an ID token from the token endpoint over TLS on trust (OIDC Core 3.1.3.7).
-// s.mu must be held.
-func (s *Server) idToken(mailbox, clientID string) string {
-	enc := base64.RawURLEncoding
-	head := enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
-	now := time.Now().Unix()
-	name := mailbox
-	if s.claimAs != "" {
-		name = s.claimAs
-	}
-	c := map[string]any{
-		"iss": s.URL(), "sub": "sub-" + mailbox, "aud": clientID,
-		"iat": now, "exp": now + 3600,
-		"email": name, "preferred_username": name,
-	}
-	if s.opts.TenantID != "" {
-		c["tid"] = s.opts.TenantID
-	}
-	claims, _ := json.Marshal(c)
-	return head + "." + enc.EncodeToString(claims) + "."
 }
 
 // SetIDTokenMailbox makes the ID tokens issued from now on name mailbox in
@@ -95,7 +77,8 @@ func (s *Server) IssueRefreshToken(mailbox string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rt := randToken("rt-")
-	s.refresh[rt] = &grant{mailbox: canon(mailbox), clientID: s.opts.ClientID, scope: MailScope}
+	s.refresh[rt] = &grant{mailbox: canon(mailbox), clientID: s.opts.ClientID, scope: MailScope,
+		authTime: time.Now()}
 	return rt
 }
 
