@@ -170,6 +170,20 @@ func (m *Manager) linkError(step string, err error) error {
 	return fmt.Errorf("oauth: %s: %s", step, reason)
 }
 
+// LinkToken links mailbox with tok, a token obtained elsewhere (the portal's
+// sign-in): the same checks as "account link" (ID token hints, tenant, the
+// upstream login with tok's access token), then the refresh token is
+// sealed and stored. tok must carry a refresh token.
+func (m *Manager) LinkToken(ctx context.Context, mailbox string, tok *oauth2.Token) error {
+	if err := m.delegated("link"); err != nil {
+		return err
+	}
+	if tok == nil {
+		return errors.New("oauth: link: no token")
+	}
+	return m.finishLink(ctx, mailbox, tok)
+}
+
 // finishLink checks that tok belongs to mailbox, then saves its refresh
 // token and caches its access token.
 func (m *Manager) finishLink(ctx context.Context, mailbox string, tok *oauth2.Token) error {
