@@ -11,7 +11,7 @@ import (
 func listenAdmin(path string) (net.Listener, error) { return admin.Listen(path) }
 
 // serveAdmin serves the admin operations on ln until it is closed.
-func serveAdmin(ln net.Listener, svc *service, log *slog.Logger) {
-	srv := &admin.Server{Handler: svc.admin(), Logger: log}
+func serveAdmin(ln net.Listener, h *admin.Service, log *slog.Logger) {
+	srv := &admin.Server{Handler: h, Logger: log}
 	srv.Serve(ln)
 }

@@ -3,7 +3,8 @@ package main
 // serve -dev: mailgate on loopback with stand-ins for the two things a
 // newcomer does not have at hand, a mailbox provider and its identity
 // provider. Everything between them is the real proxy: config parsing,
-// store, OAuth token manager, IMAP and SMTP front ends, admin socket.
+// store, OAuth token manager, IMAP and SMTP front ends, the web portal,
+// admin socket.
 
 import (
 	"crypto/tls"
@@ -24,8 +25,11 @@ import (
 )
 
 const (
-	defaultDevPorts = "1993,1143,1465,1587"
+	defaultDevPorts = "1993,1143,1465,1587,1443"
 	devMailbox      = "demo@mailgate.test"
+	// devSecret is the client secret of -dev's identity provider: the
+	// portal is a confidential client.
+	devSecret = "mailgate-dev-secret"
 )
 
 // devConfig is the config -dev runs on: a real config file, parsed and
@@ -44,11 +48,19 @@ smtp:
     - { address: "%[3]s", tls: implicit }
     - { address: "%[4]s", tls: starttls }
   upstream: { address: "%[6]s", tls: implicit, ca_file: tls.crt }
+web:
+  listen:
+    - { address: "%[9]s", tls: implicit }
+  public_url: "%[10]s"
+  admins: [%[11]s]
 oauth:
   provider: generic
   client_id: mailgate-dev
+  client_secret: %[12]s
   token_url: "%[7]s"
   device_authorization_url: "%[8]s"
+  auth_url: "%[13]s"
+  issuer: "%[14]s"
 `
 
 // devStack is what -dev runs besides the daemon.
@@ -84,22 +96,46 @@ func serveDev(e *env, host, ports string) error {
 	return d.wait(e.ctx)
 }
 
-// devAddrs checks that -dev binds loopback only and returns the four
-// listen addresses.
+// devAddrs checks that -dev binds loopback only and returns the five
+// listen addresses: IMAPS, IMAP, SMTPS, SMTP and the portal. Without a
+// fifth port the portal gets a free one.
 func devAddrs(host, ports string) ([]string, error) {
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
 		return nil, usageErrorf("serve -dev: refusing to listen on %q: -dev listens on loopback only (e.g. 127.0.0.1)", host)
 	}
 	ps := strings.Split(ports, ",")
-	if len(ps) != 4 {
-		return nil, usageErrorf("serve -dev: -dev-ports wants four ports: IMAPS, IMAP, SMTPS, SMTP")
+	switch len(ps) {
+	case 4:
+		ps = append(ps, "0")
+	case 5:
+	default:
+		return nil, usageErrorf("serve -dev: -dev-ports wants five ports: IMAPS, IMAP, SMTPS, SMTP, web portal")
 	}
-	addrs := make([]string, 4)
+	addrs := make([]string, 5)
 	for i, p := range ps {
 		addrs[i] = net.JoinHostPort(ip.String(), strings.TrimSpace(p))
 	}
 	return addrs, nil
+}
+
+// devPortal returns the portal's listen address and public URL. The URL
+// names the port, so port 0 becomes a free port now; the name is
+// localhost, which the certificate covers, as in the curl commands.
+func devPortal(addr string) (listen, publicURL string, err error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", err
+	}
+	if port == "0" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", "", err
+		}
+		_, port, _ = net.SplitHostPort(ln.Addr().String())
+		ln.Close()
+	}
+	return net.JoinHostPort(host, port), "https://localhost:" + port, nil
 }
 
 // startDevStack makes the temporary directory, certificate, identity
@@ -114,9 +150,11 @@ func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config,
 	if err != nil {
 		return st, nil, err
 	}
-	if st.idp, err = fakeidp.NewServer(&fakeidp.Options{Logger: log}); err != nil {
+	if st.idp, err = fakeidp.NewServer(&fakeidp.Options{ClientSecret: devSecret, Logger: log}); err != nil {
 		return st, nil, err
 	}
+	// A browser signing in to the portal gets the provider's sign-in form.
+	st.idp.SetInteractive(true)
 	verify := func(user, token string) error {
 		if st.idp.ValidFor(token, user) {
 			return nil
@@ -134,8 +172,13 @@ func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config,
 	if err != nil {
 		return st, nil, err
 	}
+	webAddr, publicURL, err := devPortal(addrs[4])
+	if err != nil {
+		return st, nil, err
+	}
 	yaml := fmt.Sprintf(devConfig, addrs[0], addrs[1], addrs[2], addrs[3], imapAddr, smtpAddr,
-		st.idp.TokenURL(), st.idp.DeviceAuthURL())
+		st.idp.TokenURL(), st.idp.DeviceAuthURL(), webAddr, publicURL, devMailbox, devSecret,
+		st.idp.AuthURL(), st.idp.Issuer())
 	path := filepath.Join(dir, "mailgate.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return st, nil, err

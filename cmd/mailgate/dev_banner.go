@@ -88,12 +88,17 @@ Mail client settings (Thunderbird, Outlook, Apple Mail on this machine):
   outgoing SMTP:  localhost, port %s SSL/TLS (or %s STARTTLS), authentication required
   user name %s, password the app password above; accept the self-signed certificate
 
+Web portal: sign in as %s, create an app password, download it for Apple Mail, revoke it
+(the browser asks you to accept the self-signed certificate above; you are also its admin):
+  %s
+
 The admin CLI works against this daemon:
   go run ./cmd/mailgate password list -config %s
 `, dir, ca, fingerprint, devMailbox, secret, id,
 		ca, user, imaps, ca, user, imaps,
 		ca, user, devMailbox, devMailbox, filepath.Join(dir, "hello.eml"), smtp,
-		imaps, imap, smtps, smtp, devMailbox, filepath.Join(dir, "mailgate.yaml"))
+		imaps, imap, smtps, smtp, devMailbox,
+		devMailbox, d.cfg.Web.PublicURL, filepath.Join(dir, "mailgate.yaml"))
 }
 
 // certFingerprint is the SHA-256 of the certificate, as browsers and mail

@@ -17,7 +17,7 @@ import (
 // list INBOX over IMAPS, send over SMTP with STARTTLS, find the message.
 func TestServeDev(t *testing.T) {
 	needCommand(t, "curl", "curl")
-	cmd := exec.Command(mailgateBinary(t), "serve", "-dev", "-dev-ports", "0,0,0,0")
+	cmd := exec.Command(mailgateBinary(t), "serve", "-dev", "-dev-ports", "0,0,0,0,0")
 	cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -48,6 +48,12 @@ func TestServeDev(t *testing.T) {
 	read := strings.Replace(bannerCommand(t, banner, "Read the first message:"), "UID=1", "UID=2", 1)
 	if got := runShell(t, read); !strings.Contains(got, "Subject: Hello through mailgate") {
 		t.Fatalf("message 2: %q", got)
+	}
+	// The portal's signed-out page, over TLS with the same certificate.
+	portal := bannerCommand(t, banner, "(the browser asks you to accept")
+	ca := regexp.MustCompile(`certificate:  (\S+)`).FindStringSubmatch(banner)[1]
+	if got := runShell(t, "curl --cacert "+ca+" "+portal); !strings.Contains(got, "Sign in") {
+		t.Fatalf("portal %s: %q, want a page with Sign in", portal, got)
 	}
 	// The session log names the mailbox but never the password.
 	secret := regexp.MustCompile(`app password: (\S+)`).FindStringSubmatch(banner)[1]

@@ -54,9 +54,14 @@ func frontKey(cfg *config.Config, proto string, l config.Listener) string {
 		MaxSize       int64
 		Limits        config.Limits
 		ProxyProtocol config.ProxyProtocol
-	}{proto, l, cfg.TLS, cfg.Hostname, cfg.IMAP.Upstream, 0, cfg.Limits, cfg.ProxyProtocol}
-	if proto == proxy.ProtoSMTP {
+		Web           *webKey `json:",omitempty"`
+	}{proto, l, cfg.TLS, cfg.Hostname, cfg.IMAP.Upstream, 0, cfg.Limits, cfg.ProxyProtocol, nil}
+	switch proto {
+	case proxy.ProtoSMTP:
 		k.Upstream, k.MaxSize = cfg.SMTP.Upstream, cfg.SMTP.MaxMessageSize
+	case protoWeb:
+		k.Upstream = config.Upstream{}
+		k.Web = &webKey{Web: cfg.Web, Settings: clientSettings(cfg)}
 	}
 	b, _ := json.Marshal(k)
 	return string(b)
@@ -76,34 +81,41 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: d.auth, Throttle: th, Limits: lim,
 		Sessions: &d.sessions, Logger: d.log})
 	var specs []frontSpec
-	add := func(proto string, l config.Listener, build func(*tls.Config) server) error {
+	add := func(proto string, l config.Listener, build func(*tls.Config) (server, error)) error {
 		mode := tlsMode(l.TLS)
 		tc, err := serverTLS(cfg, l, certs, d.log)
 		if err != nil {
 			return fmt.Errorf("%s: %s.listen: %w", cfg.File, proto, err)
 		}
-		specs = append(specs, frontSpec{key: frontKey(cfg, proto, l), proto: proto, l: l, mode: mode, srv: build(tc)})
+		srv, err := build(tc)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", cfg.File, proto, err)
+		}
+		specs = append(specs, frontSpec{key: frontKey(cfg, proto, l), proto: proto, l: l, mode: mode, srv: srv})
 		return nil
 	}
 	for _, l := range cfg.IMAP.Listen {
-		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) server {
+		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) (server, error) {
 			return imap.New(&imap.Options{Gate: gate, Tokens: d.tokens, Upstream: imapUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, WarmUpstreams: warmUpstreams})
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, WarmUpstreams: warmUpstreams}), nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	for _, l := range cfg.SMTP.Listen {
-		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) server {
+		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) (server, error) {
 			return smtp.New(&smtp.Options{Gate: gate, Tokens: d.tokens, Upstream: smtpUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize})
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize}), nil
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := d.planWeb(cfg, add, th, lim); err != nil {
+		return nil, err
 	}
 	return specs, nil
 }

@@ -13,11 +13,13 @@ import (
 
 	"mailgate/config"
 	"mailgate/proxy"
+	"mailgate/proxy/admin"
 	"mailgate/proxy/backend"
+	"mailgate/proxy/oauth"
 	"mailgate/store"
 )
 
-// server is what the IMAP and SMTP front ends have in common.
+// server is what the IMAP, SMTP and web front ends have in common.
 type server interface {
 	Serve(ln net.Listener, mode proxy.TLSMode) error
 	Close() error
@@ -32,6 +34,9 @@ type daemon struct {
 	certs    *proxy.CertLoader
 	sessions proxy.Registry // every session that passed its password check
 	auth     *backend.Authenticator
+	adminSvc *admin.Service // the admin operations: the socket's and the portal's
+	oauth    *oauth.Manager
+	oauthCfg config.OAuth // the oauth section oauth was built from: a change needs a restart
 	tokens   proxy.TokenSource
 	throttle *proxy.Throttle // one for both protocols: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
@@ -58,7 +63,7 @@ func cmdServe(e *env, args []string) error {
 	f := newFlags("serve", false)
 	dev := f.Bool("dev", false, "run on loopback with a built-in demo upstream and identity provider")
 	devHost := f.String("dev-listen", "127.0.0.1", "with -dev: loopback `ADDRESS` to listen on")
-	devPorts := f.String("dev-ports", defaultDevPorts, "with -dev: `PORTS` for IMAPS, IMAP+STARTTLS, SMTPS, SMTP+STARTTLS")
+	devPorts := f.String("dev-ports", defaultDevPorts, "with -dev: `PORTS` for IMAPS, IMAP+STARTTLS, SMTPS, SMTP+STARTTLS, web portal (HTTPS)")
 	if _, err := f.parse(args, exactly(0), "[-config FILE | -dev]"); err != nil {
 		return err
 	}
@@ -106,7 +111,8 @@ func (d *daemon) start() error {
 	if d.admin, err = listenAdmin(d.cfg.Admin.Socket); err != nil {
 		return err
 	}
-	go serveAdmin(d.admin, svc, d.log)
+	d.adminSvc, d.oauth, d.oauthCfg = svc.admin(), svc.oauth, d.cfg.OAuth
+	go serveAdmin(d.admin, d.adminSvc, d.log)
 	d.tokens = backend.NewTokens(svc.oauth)
 	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
 	specs, err := d.plan(d.cfg, d.certs, d.throttle, d.limits)
