@@ -189,7 +189,8 @@ type browser struct {
 
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	c := e.ts.Client()
+	c := new(http.Client)
+	*c = *e.ts.Client() // the server's client is shared: each browser gets its own jar
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &browser{e: e, c: c}
