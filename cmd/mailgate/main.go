@@ -71,6 +71,7 @@ var commands = []command{
 	{"password revoke-all", "MAILBOX...", "delete every app password of the mailboxes", cmdPasswordRevokeAll},
 	{"account link", "MAILBOX", "sign the mailbox in at the provider", cmdAccountLink},
 	{"account list", "", "show linked mailboxes and their state", cmdAccountList},
+	{"account mailboxes", "[-limit N] [-offset N] [SEARCH]", "page through mailboxes, last uses and links", cmdAccountMailboxes},
 	{"account unlink", "MAILBOX", "delete the mailbox's refresh token", cmdAccountUnlink},
 	{"store backup", "FILE", "write a consistent copy of the database", cmdStoreBackup},
 	{"version", "", "print the version", cmdVersion},
