@@ -30,6 +30,9 @@ type frontSpec struct {
 	l     config.Listener
 	mode  proxy.TLSMode
 	srv   server
+	// build makes srv when the listener opens, for a front end that shows
+	// what the listeners before it bound (the portal's client settings).
+	build func() (server, error)
 }
 
 // frontKey is what a front end is made of. A listener whose key is
@@ -81,43 +84,40 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: d.auth, Throttle: th, Limits: lim,
 		Sessions: &d.sessions, Logger: d.log})
 	var specs []frontSpec
-	add := func(proto string, l config.Listener, build func(*tls.Config) (server, error)) error {
+	add := func(proto string, l config.Listener, build func(*tls.Config) server) error {
 		mode := tlsMode(l.TLS)
 		tc, err := serverTLS(cfg, l, certs, d.log)
 		if err != nil {
 			return fmt.Errorf("%s: %s.listen: %w", cfg.File, proto, err)
 		}
-		srv, err := build(tc)
-		if err != nil {
-			return fmt.Errorf("%s: %s: %w", cfg.File, proto, err)
-		}
-		specs = append(specs, frontSpec{key: frontKey(cfg, proto, l), proto: proto, l: l, mode: mode, srv: srv})
+		specs = append(specs, frontSpec{key: frontKey(cfg, proto, l), proto: proto, l: l, mode: mode, srv: build(tc)})
 		return nil
 	}
 	for _, l := range cfg.IMAP.Listen {
-		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) (server, error) {
+		err := add(proxy.ProtoIMAP, l, func(tc *tls.Config) server {
 			return imap.New(&imap.Options{Gate: gate, Tokens: d.tokens, Upstream: imapUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, WarmUpstreams: warmUpstreams}), nil
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, WarmUpstreams: warmUpstreams})
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	for _, l := range cfg.SMTP.Listen {
-		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) (server, error) {
+		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) server {
 			return smtp.New(&smtp.Options{Gate: gate, Tokens: d.tokens, Upstream: smtpUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize}), nil
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize})
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	if err := d.planWeb(cfg, add, th, lim); err != nil {
+	portal, err := d.planWeb(cfg, certs, th, lim)
+	if err != nil {
 		return nil, err
 	}
-	return specs, nil
+	return append(specs, portal...), nil
 }
 
 // apply makes the running front ends those of specs: front ends no longer
@@ -158,6 +158,13 @@ func (d *daemon) apply(cfg *config.Config, specs []frontSpec) error {
 
 // open opens one listener and runs its front end on it.
 func (d *daemon) open(cfg *config.Config, s frontSpec) error {
+	if s.srv == nil {
+		srv, err := s.build()
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", s.proto, err)
+		}
+		s.srv = srv
+	}
 	ln, err := net.Listen("tcp", s.l.Address)
 	if err != nil {
 		return fmt.Errorf("%s listener: %w", s.proto, err)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"mailgate/config"
+	"mailgate/proxy"
 	"mailgate/proxy/admin"
 )
 
@@ -22,18 +23,39 @@ func endpoints(ls []config.Listener) []admin.Endpoint {
 		if err != nil || port == 0 {
 			continue
 		}
-		out = append(out, admin.Endpoint{Port: port, Security: securityLabel(l)})
+		out = append(out, admin.Endpoint{Port: port, Security: securityLabel(tlsMode(l.TLS))})
 	}
 	return out
 }
 
+// boundSettings are clientSettings with the ports the IMAP and SMTP
+// listeners really bound, in config order: the same unless a port is 0
+// (tests, serve -dev -dev-ports 0,...).
+func boundSettings(hostname string, bound []boundListener) admin.Settings {
+	s := admin.Settings{Hostname: hostname, IMAP: []admin.Endpoint{}, SMTP: []admin.Endpoint{}}
+	for _, b := range bound {
+		tcp, ok := b.addr.(*net.TCPAddr)
+		if !ok {
+			continue
+		}
+		e := admin.Endpoint{Port: tcp.Port, Security: securityLabel(b.mode)}
+		switch b.proto {
+		case proxy.ProtoIMAP:
+			s.IMAP = append(s.IMAP, e)
+		case proxy.ProtoSMTP:
+			s.SMTP = append(s.SMTP, e)
+		}
+	}
+	return s
+}
+
 // securityLabel names a listener's TLS mode the way Outlook and Apple
 // Mail do.
-func securityLabel(l config.Listener) string {
-	switch l.TLS {
-	case config.TLSImplicit:
+func securityLabel(m proxy.TLSMode) string {
+	switch m {
+	case proxy.TLSImplicit:
 		return "SSL/TLS"
-	case config.TLSStartTLS:
+	case proxy.TLSStartTLS:
 		return "STARTTLS"
 	}
 	return "none"

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -114,25 +113,36 @@ type webKey struct {
 	Settings admin.Settings
 }
 
-// planWeb builds a front end per web listener of cfg, sharing one sign-in.
-func (d *daemon) planWeb(cfg *config.Config, add func(string, config.Listener, func(*tls.Config) (server, error)) error,
-	th *proxy.Throttle, lim *proxy.Limits) error {
+// planWeb plans a front end per web listener of cfg, sharing one sign-in.
+// Each is checked now, so that a bad config is refused whole, and built
+// again when it opens, after the IMAP and SMTP listeners: the settings it
+// shows name the ports they really bound.
+func (d *daemon) planWeb(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Throttle, lim *proxy.Limits) ([]frontSpec, error) {
 	if !cfg.Web.Enabled() {
-		return nil
+		return nil, nil
 	}
 	sign, err := d.newSignIn(cfg)
 	if err != nil {
-		return fmt.Errorf("%s: web: %w", cfg.File, err)
+		return nil, fmt.Errorf("%s: web: %w", cfg.File, err)
 	}
+	var specs []frontSpec
 	for _, l := range cfg.Web.Listen {
-		err := add(protoWeb, l, func(tc *tls.Config) (server, error) {
-			opts := d.webOptions(cfg, sign, th, lim)
-			opts.TLSConfig = tc
-			return web.New(&opts)
-		})
+		tc, err := serverTLS(cfg, l, certs, d.log)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("%s: web.listen: %w", cfg.File, err)
 		}
+		opts := d.webOptions(cfg, sign, th, lim)
+		opts.TLSConfig = tc
+		if _, err := web.New(&opts); err != nil {
+			return nil, fmt.Errorf("%s: web: %w", cfg.File, err)
+		}
+		build := func() (server, error) {
+			o := opts
+			o.Settings = boundSettings(cfg.Hostname, d.bound)
+			return web.New(&o)
+		}
+		specs = append(specs, frontSpec{key: frontKey(cfg, protoWeb, l), proto: protoWeb, l: l,
+			mode: tlsMode(l.TLS), build: build})
 	}
-	return nil
+	return specs, nil
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,6 +21,8 @@ import (
 
 	"mailgate/config"
 	"mailgate/internal/fakeidp"
+	"mailgate/proxy"
+	"mailgate/proxy/admin"
 	"mailgate/proxy/web"
 )
 
@@ -254,5 +258,29 @@ func TestWebFrontKey(t *testing.T) {
 		return c
 	}(), "imap", c.IMAP.Listen[0]) {
 		t.Error("a change of web.admins replaces an imap front end")
+	}
+}
+
+// TestBoundSettings: the portal shows the ports the listeners bound, in
+// config order, so a port 0 in the config shows as the real one.
+func TestBoundSettings(t *testing.T) {
+	tcp := func(port int) net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port} }
+	got := boundSettings("mail.example.com", []boundListener{
+		{proto: "imap", mode: proxy.TLSImplicit, addr: tcp(41993)},
+		{proto: "imap", mode: proxy.TLSStartTLS, addr: tcp(41143)},
+		{proto: "smtp", mode: proxy.TLSStartTLS, addr: tcp(41587)},
+		{proto: protoWeb, mode: proxy.TLSImplicit, addr: tcp(41443)},
+	})
+	want := admin.Settings{Hostname: "mail.example.com",
+		IMAP: []admin.Endpoint{{Port: 41993, Security: "SSL/TLS"}, {Port: 41143, Security: "STARTTLS"}},
+		SMTP: []admin.Endpoint{{Port: 41587, Security: "STARTTLS"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("settings %+v, want %+v", got, want)
+	}
+	cfg := &config.Config{Hostname: "mail.example.com",
+		IMAP: config.Proto{Listen: []config.Listener{{Address: ":41993", TLS: config.TLSImplicit}, {Address: ":41143", TLS: config.TLSStartTLS}}},
+		SMTP: config.SMTP{Proto: config.Proto{Listen: []config.Listener{{Address: ":41587", TLS: config.TLSStartTLS}}}}}
+	if c := clientSettings(cfg); !reflect.DeepEqual(c, want) {
+		t.Errorf("clientSettings %+v, want the same as bound: %+v", c, want)
 	}
 }
