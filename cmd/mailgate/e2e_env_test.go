@@ -26,6 +26,7 @@ type e2eOpts struct {
 	postfix   bool             // SMTP upstream: Postfix+Dovecot SASL, not Dovecot submission
 	mechanism string           // xoauth2 (default) or oauthbearer, for both
 	noCAFile  bool             // leave out upstream ca_file: the stack's CA is untrusted
+	web       *e2eWeb          // the portal (e2e_web_env_test.go); nil: off
 }
 
 // e2e is one running mailgate daemon between real clients and a real stack.
@@ -116,6 +117,7 @@ log:
   level: debug
   format: json
 `, e.dir, e.stack.IMAPS, mech, ca(e.stack), smtpAddr, ca(smtpStack), e.idp.TokenURL(), e.idp.DeviceAuthURL())
+	cfg = e.webConfig(cfg)
 	e.cfg = filepath.Join(e.dir, "mailgate.yaml")
 	if err := os.MkdirAll(filepath.Join(e.dir, "state"), 0o700); err != nil {
 		e.t.Fatal(err)
@@ -125,11 +127,16 @@ log:
 	}
 }
 
-// start runs "mailgate serve" and waits for its four listeners.
+// start runs "mailgate serve" and waits for its four listeners (five with
+// the portal).
 func (e *e2e) start() {
 	e.t.Helper()
 	e.d = startDaemon(e.t, e.cfg, e.env())
-	addrs := e.d.listeners(e.t, 4)
+	n := 4
+	if e.opts.web != nil {
+		n = 5
+	}
+	addrs := e.d.listeners(e.t, n)
 	e.imaps, e.imap = addrs["imap/implicit"], addrs["imap/starttls"]
 	e.smtps, e.smtp = addrs["smtp/implicit"], addrs["smtp/starttls"]
 }

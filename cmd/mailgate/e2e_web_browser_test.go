@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -204,6 +206,26 @@ func (b *tab) navigating(what string, action chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// waitAt waits until the tab shows a loaded page whose URL starts with
+// prefix (after a navigation the test did not start itself).
+func (b *tab) waitAt(prefix string) {
+	b.t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+			`location.href.startsWith(%s) && document.readyState === "complete"`, jsString(prefix))))
+		cancel()
+		if err == nil && done {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: no page at %s after %v (at %s)", prefix, stepTimeout, b.url())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
 // clickText clicks the button, submit input or link whose text (or value)
 // is exactly text, within the first element matching scope ("" the whole
 // page), and waits for the page it leads to. Texts are the contract's
@@ -214,10 +236,18 @@ func (b *tab) clickText(scope, text string) {
 	if !b.has(sel) {
 		b.t.Fatalf("browser: no button or link %q in %q on %s:\n%s", text, scope, b.url(), b.bodyText())
 	}
+	b.click("click "+strconv.Quote(text), sel)
+}
+
+// click clicks the element sel selects and waits for the page it leads to.
+func (b *tab) click(what string, sel chromedp.JSPath) {
+	b.t.Helper()
+	if !b.has(sel) {
+		b.t.Fatalf("browser: %s: no such element on %s:\n%s", what, b.url(), b.bodyText())
+	}
 	// The click runs after this evaluation returns, so the navigation it
 	// starts does not cut the protocol call short.
-	b.navigating("click "+strconv.Quote(text),
-		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`{ const e = %s; setTimeout(() => e.click(), 0) }`, sel)))
+	b.navigating(what, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`{ const e = %s; setTimeout(() => e.click(), 0) }`, sel)))
 }
 
 // byText selects the control with exactly this text, for clickText.
@@ -268,33 +298,102 @@ func (b *tab) status() int {
 	return eval[int](b, `performance.getEntriesByType("navigation")[0].responseStatus`)
 }
 
-// documentRequests records the URL of every document request the tab makes
-// from now on, redirects included (the browser's /auth/callback hop is one).
-func (b *tab) documentRequests() func() []string {
-	var (
-		mu   sync.Mutex
-		urls []string
-	)
+// docLog records the tab's document traffic: every request URL, redirects
+// included (the browser's /auth/callback hop is one), and every final
+// response with its headers.
+type docLog struct {
+	mu        sync.Mutex
+	requests  []string
+	responses []*network.Response
+}
+
+// watchDocuments starts recording the tab's document traffic.
+func (b *tab) watchDocuments() *docLog {
+	l := &docLog{}
 	ctx, cancel := context.WithCancel(b.ctx)
 	b.t.Cleanup(cancel)
-	events := chromedp.Events(ctx, network.RequestWillBeSent)
+	reqs := chromedp.Events(ctx, network.RequestWillBeSent)
+	resps := chromedp.Events(ctx, network.ResponseReceived)
 	go func() {
-		for ev, err := range events {
+		for ev, err := range reqs {
 			if err != nil {
 				return
 			}
 			if ev.Type == network.ResourceTypeDocument && ev.Request != nil {
-				mu.Lock()
-				urls = append(urls, ev.Request.URL)
-				mu.Unlock()
+				l.mu.Lock()
+				l.requests = append(l.requests, ev.Request.URL)
+				l.mu.Unlock()
 			}
 		}
 	}()
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), urls...)
+	go func() {
+		for ev, err := range resps {
+			if err != nil {
+				return
+			}
+			if ev.Type == network.ResourceTypeDocument && ev.Response != nil {
+				l.mu.Lock()
+				l.responses = append(l.responses, ev.Response)
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return l
+}
+
+// request returns the last document request whose URL contains sub.
+func (l *docLog) request(sub string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.requests) - 1; i >= 0; i-- {
+		if strings.Contains(l.requests[i], sub) {
+			return l.requests[i], true
+		}
 	}
+	return "", false
+}
+
+// all returns every document request URL so far.
+func (l *docLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.requests...)
+}
+
+// header returns a header of the last document response (names are
+// matched without case).
+func (l *docLog) header(name string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.responses) == 0 {
+		return ""
+	}
+	for k, v := range l.responses[len(l.responses)-1].Headers {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprint(v)
+		}
+	}
+	return ""
+}
+
+// cookies returns the browser's cookies for u, HttpOnly ones included, for
+// a Go client that acts in the same session.
+func (b *tab) cookies(u string) []*http.Cookie {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	cs, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) ([]*network.Cookie, error) {
+		r, err := cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
+		return r.Cookies, err
+	})
+	if err != nil {
+		b.t.Fatalf("browser: cookies: %v", err)
+	}
+	var out []*http.Cookie
+	for _, c := range cs {
+		out = append(out, &http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	return out
 }
 
 // screenshotsEnv names the variable that makes the browser tests write the

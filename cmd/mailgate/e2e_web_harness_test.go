@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 )
 
@@ -32,7 +31,7 @@ func TestWebBrowserHarness(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	b := newTab(t)
-	docs := b.documentRequests()
+	docs := b.watchDocuments()
 	b.open(srv.URL)
 	if got := b.text("#who"); got != "nobody" {
 		t.Fatalf("first visit: %q", got)
@@ -49,8 +48,8 @@ func TestWebBrowserHarness(t *testing.T) {
 	if s := b.status(); s != 404 {
 		t.Fatalf("status of a missing page: %d", s)
 	}
-	if d := strings.Join(docs(), " "); !strings.Contains(d, "/in") {
-		t.Errorf("document requests: %s", d)
+	if _, ok := docs.request("/in"); !ok {
+		t.Errorf("no document request to /in: %v", docs.all())
 	}
 	b.open(srv.URL)
 
