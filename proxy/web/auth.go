@@ -98,10 +98,11 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 // startSignIn sends the browser to the provider, to come back to
-// returnTo. A GET is redirected. A form is answered with a page that moves
-// on by itself (meta refresh, with a link as well): browsers apply the
-// form's form-action policy to the redirects that follow a form, and the
-// provider's origin is not 'self'.
+// returnTo. A GET is redirected, and so is a form from a page whose
+// policy named the provider ("direct"). Another form is answered with a
+// page that moves on by itself (meta refresh, with a link as well):
+// browsers apply the form's form-action policy to the redirects that
+// follow it (see providerOrigin).
 func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, returnTo string, fresh bool) {
 	ip := clientIP(r)
 	if s.o.Throttle.Check(ip, throttleKey(ip)) != nil {
@@ -131,10 +132,12 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, returnTo st
 		return
 	}
 	setCookie(w, stateCookie, state, int(pendingTTL.Seconds()))
-	if r.Method == http.MethodGet {
+	before := s.idp.get()
+	if r.Method == http.MethodGet || (r.PostFormValue("direct") == "1" && s.idp.learn(to) == before) {
 		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
 	}
+	s.idp.learn(to)
 	refresh := template.HTMLAttr(`content="0; url=` + html.EscapeString(to) + `"`)
 	s.render(w, r, http.StatusOK, "redirect", struct {
 		User    *User
@@ -208,7 +211,6 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *User, p
 		s.fail(w, r, http.StatusServiceUnavailable, "Sign-in unavailable", "Too many people are signed in. Try again later.")
 		return
 	}
-	s.o.Throttle.Success(ip, throttleKey(ip))
 	setCookie(w, sessionCookie, id, int(sessionAbsolute.Seconds()))
 	loggedIn(r)
 	s.log.Info("web: signed in", "proto", "web", "user", u.Mailbox, "remote", ipString(ip), "mfa", u.MFA, "fresh", p.fresh)

@@ -44,6 +44,33 @@ func TestSignInStartPage(t *testing.T) {
 	}
 }
 
+// TestSignInDirect: a sign-in form from a page whose policy names the
+// provider is redirected; one from a page sent before the provider was
+// known, or for another provider, gets the page that moves on by itself.
+func TestSignInDirect(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.browser()
+	p := b.post("/auth/signin", url.Values{"direct": {"1"}})
+	if p.code != 303 || !strings.HasPrefix(p.header.Get("Location"), "https://idp.example/authorize?") {
+		t.Fatalf("direct sign-in: %d to %q", p.code, p.header.Get("Location"))
+	}
+	e.srv.idp.learn("https://old-idp.example/x")
+	p = b.post("/auth/signin", url.Values{"direct": {"1"}})
+	if p.code != 200 || !strings.Contains(p.body, `http-equiv="refresh"`) {
+		t.Fatalf("provider moved: %d", p.code)
+	}
+	if o := e.srv.idp.get(); o != "https://idp.example" {
+		t.Fatalf("origin not learned again: %q", o)
+	}
+
+	down := newEnv(t, nil)
+	down.idp.failURL = errors.New("down")
+	page := down.browser().get("/")
+	if strings.Contains(page.body, `name="direct"`) || strings.Contains(page.header.Get("Content-Security-Policy"), "idp.example") {
+		t.Fatal("direct without a known provider")
+	}
+}
+
 func TestStateReplayRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.browser()

@@ -35,8 +35,9 @@ var funcs = template.FuncMap{
 	"lastUse":     lastUse,
 }
 
-func parsePages() (*pages, error) {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+// parsePages parses every page with funcs and the server's own (more).
+func parsePages(more template.FuncMap) (*pages, error) {
+	layout, err := template.New("layout.html").Funcs(funcs).Funcs(more).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}

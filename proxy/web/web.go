@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,6 +71,7 @@ type Server struct {
 	mem   *memory
 	pages *pages
 	h     http.Handler // ServeHTTP's: headers, cross-origin check, routes
+	idp   providerOrigin
 	front *proxy.Front
 	http  *http.Server
 	now   func() time.Time
@@ -96,11 +98,12 @@ func New(opts *Options) (*Server, error) {
 	if err := checkPublicURL(opts.PublicURL); err != nil {
 		return nil, err
 	}
-	p, err := parsePages()
+	s := &Server{o: *opts, admin: opts.Admin, now: time.Now, log: opts.Logger}
+	p, err := parsePages(template.FuncMap{"direct": s.idp.known})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: *opts, admin: opts.Admin, pages: p, now: time.Now, log: opts.Logger}
+	s.pages = p
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -171,7 +174,13 @@ func (s *Server) handler() http.Handler {
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
-	return securityHeaders(cop.Handler(limitBody(mux)))
+	if s.o.PublicURL != "" {
+		// Browsers without Sec-Fetch-Site are checked by Origin against
+		// Host, which a proxy in front may have rewritten.
+		u, _ := url.Parse(s.o.PublicURL)
+		cop.AddTrustedOrigin(u.Scheme + "://" + u.Host)
+	}
+	return s.securityHeaders(cop.Handler(limitBody(mux)))
 }
 
 // maxForm bounds a request body: the largest form is /admin's selection
@@ -181,23 +190,6 @@ const maxForm = 64 << 10
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-		h.ServeHTTP(w, r)
-	})
-}
-
-// csp allows nothing but the portal's own files: no inline script or
-// style, no framing. form-action 'self' holds because no form leads to the
-// provider directly: see startSignIn.
-const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-
-func securityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", csp)
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
 		h.ServeHTTP(w, r)
 	})
 }

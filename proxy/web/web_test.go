@@ -15,7 +15,11 @@ func TestSignedOutPage(t *testing.T) {
 	if p.code != 200 {
 		t.Fatalf("status %d", p.code)
 	}
-	mustContain(t, p, `<form method="post" action="/auth/signin"><button type="submit" class="primary">Sign in</button></form>`)
+	mustContain(t, p, `<form method="post" action="/auth/signin"><input type="hidden" name="direct" value="1"><button type="submit" class="primary">Sign in</button></form>`)
+	// Browsers hold the redirect that follows a form to form-action.
+	if csp := p.header.Get("Content-Security-Policy"); !strings.HasSuffix(csp, "form-action 'self' https://idp.example") {
+		t.Errorf("CSP %q does not let the sign-in form lead to the provider", csp)
+	}
 	if strings.Contains(p.body, "Sign out") {
 		t.Error("signed-out page offers Sign out")
 	}
