@@ -96,7 +96,7 @@ func allowMailbox(domains func() []string) func(string) error {
 	}
 }
 
-// webOptions are what every web front end of cfg shares; plan adds each
+// webOptions are what every web front end of cfg shares; planWeb adds each
 // listener's TLS config.
 func (d *daemon) webOptions(cfg *config.Config, sign web.SignIn, th *proxy.Throttle, lim *proxy.Limits) web.Options {
 	return web.Options{
