@@ -185,7 +185,9 @@ func (b *tab) open(u string) {
 }
 
 // navigating runs action (a click, a submit) that leaves the page, and waits
-// until another document has loaded, through any redirects.
+// until another document has loaded, through any redirects, including a
+// page that moves on by itself with a meta refresh (the portal's step to
+// the provider after a form).
 func (b *tab) navigating(what string, action chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	b.do(what, chromedp.Evaluate[chromedp.Void](`window.__mailgateOld = true`), action)
@@ -194,7 +196,8 @@ func (b *tab) navigating(what string, action chromedp.Action[chromedp.Void]) {
 		// Each try is short and may fail while the page changes under it.
 		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
-			`window.__mailgateOld === undefined && document.readyState === "complete"`))
+			`window.__mailgateOld === undefined && document.readyState === "complete" &&
+			!document.querySelector('meta[http-equiv="refresh" i]')`))
 		cancel()
 		if err == nil && done {
 			return
