@@ -39,6 +39,7 @@ func TestWebUserFlow(t *testing.T) {
 	}
 
 	e.openCreateForm(b)
+	b.fill("name", "Outlook")
 	b.screenshot("create")
 	password := e.submitCreate(b, "Outlook")
 	if password == "" {
@@ -246,6 +247,7 @@ func TestWebSignInRefused(t *testing.T) {
 	if s := b.status(); s < 400 || s > 499 || strings.TrimSpace(b.bodyText()) == "" {
 		t.Errorf("sign-in with an ID token naming %s: status %d, want a 4xx page:\n%s", victim, s, b.bodyText())
 	}
+	e.d.waitLog(t, `"msg":"web: sign-in failed"`, "another mailbox")
 	for _, a := range e.accounts() {
 		if a.Linked {
 			t.Errorf("the refused sign-in linked %s", a.Mailbox)
@@ -270,4 +272,5 @@ func TestWebSignInRefused(t *testing.T) {
 			t.Errorf("replayed callback: status %d, want a 4xx page:\n%s", s, who.bodyText())
 		}
 	}
+	e.d.waitLog(t, `"msg":"web: sign-in failed"`, "used or expired state")
 }
