@@ -30,10 +30,13 @@ const stepTimeout = 20 * time.Second
 // network but loopback, so every background connection is switched off.
 // The daemon's certificate is self-signed for the test, hence
 // ignore-certificate-errors.
+// Its profile and temporary files (shared memory, with
+// disable-dev-shm-usage) go under dir, which the test removes.
 func browserFlags(exe, dir string) []chromedp.ExecAllocatorOption {
 	return []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(dir),
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.Env("TMPDIR=" + filepath.Join(dir, "tmp")),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -86,6 +89,9 @@ func acquireBrowser(t *testing.T) context.Context {
 	defer browser.mu.Unlock()
 	if browser.users == 0 {
 		dir, err := os.MkdirTemp("", "mailgate-chromium-")
+		if err == nil {
+			err = os.Mkdir(filepath.Join(dir, "tmp"), 0o700)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
