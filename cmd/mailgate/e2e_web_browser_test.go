@@ -285,7 +285,9 @@ func jsString(s string) string { return strconv.Quote(s) }
 func (b *tab) fill(name, value string) {
 	b.t.Helper()
 	sel := chromedp.CSS(fmt.Sprintf(`[name=%s]`, jsString(name)))
-	b.do("fill "+name, chromedp.Clear(sel), chromedp.SendKeys(sel, value))
+	// Empty the field first: typing appends to what it holds.
+	clear := fmt.Sprintf(`document.querySelector(%s).value = ""`, jsString(fmt.Sprintf(`[name=%s]`, jsString(name))))
+	b.do("fill "+name, chromedp.WaitVisible(sel), chromedp.Evaluate[chromedp.Void](clear), chromedp.SendKeys(sel, value))
 }
 
 // text is the visible text of the first element matching css, "" if none.
