@@ -16,6 +16,7 @@ import (
 const (
 	ProtoIMAP = "imap"
 	ProtoSMTP = "smtp"
+	ProtoPOP3 = "pop3"
 )
 
 // ErrAuthFailed means the credentials are not good: wrong, unknown, revoked,
