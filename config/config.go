@@ -29,8 +29,8 @@ type TLSMode string
 
 // The TLS modes.
 const (
-	TLSImplicit TLSMode = "implicit" // TLS from the first byte (993, 465)
-	TLSStartTLS TLSMode = "starttls" // plaintext greeting, then STARTTLS (143, 587)
+	TLSImplicit TLSMode = "implicit" // TLS from the first byte (993, 465, 995)
+	TLSStartTLS TLSMode = "starttls" // plaintext greeting, then STARTTLS (143, 587) or STLS (110)
 	TLSNone     TLSMode = "none"     // no TLS: loopback, or forced
 )
 
@@ -82,6 +82,9 @@ type Config struct {
 	TLS      TLS
 	IMAP     Proto
 	SMTP     SMTP
+	// POP3 is the POP3 front end; off (no listeners) when the file has no
+	// pop3 section.
+	POP3     Proto
 	OAuth    OAuth
 	Accounts Accounts
 	Log      Log

@@ -22,6 +22,7 @@ type rawConfig struct {
 	TLS      TLS         `yaml:"tls"`
 	IMAP     Proto       `yaml:"imap"`
 	SMTP     SMTP        `yaml:"smtp"`
+	POP3     Proto       `yaml:"pop3"` // d.present("pop3") tells a missing section from an empty one
 	OAuth    OAuth       `yaml:"oauth"`
 	Accounts rawAccounts `yaml:"accounts"`
 	Log      Log         `yaml:"log"`
@@ -143,6 +144,12 @@ func parentKey(key string) string {
 		return key[:i]
 	}
 	return ""
+}
+
+// present reports whether the file has key, even with an empty value.
+func (d *doc) present(key string) bool {
+	_, ok := d.lines[key]
+	return ok
 }
 
 // line returns the line of key, or of its nearest ancestor present in the

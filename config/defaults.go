@@ -21,15 +21,17 @@ const (
 	defaultAdminSockName = "admin.sock"
 )
 
-// upstreamDefaults are the providers' submission and IMAP servers.
-var upstreamDefaults = map[Provider]struct{ imap, smtp Upstream }{
+// upstreamDefaults are the providers' submission, IMAP and POP3 servers.
+var upstreamDefaults = map[Provider]struct{ imap, smtp, pop3 Upstream }{
 	ProviderMicrosoft: {
 		imap: Upstream{Address: "outlook.office365.com:993", TLS: TLSImplicit},
 		smtp: Upstream{Address: "smtp.office365.com:587", TLS: TLSStartTLS},
+		pop3: Upstream{Address: "outlook.office365.com:995", TLS: TLSImplicit},
 	},
 	ProviderGoogle: {
 		imap: Upstream{Address: "imap.gmail.com:993", TLS: TLSImplicit},
 		smtp: Upstream{Address: "smtp.gmail.com:587", TLS: TLSStartTLS},
+		pop3: Upstream{Address: "pop.gmail.com:995", TLS: TLSImplicit},
 	},
 }
 
@@ -56,6 +58,15 @@ var defaultScopes = map[providerFlow][]string{
 	{ProviderGoogle, FlowApp}:       {"https://mail.google.com/"},
 }
 
+// popScopes are the scopes a provider and flow needs in addition for
+// POP3, asked for by default only when the pop3 section is present: an
+// app registration without POP permission would otherwise fail every
+// sign-in. Google's https://mail.google.com/ covers POP, and Microsoft's
+// app flow gets every granted permission with .default.
+var popScopes = map[providerFlow]string{
+	{ProviderMicrosoft, FlowDelegated}: "https://outlook.office.com/POP.AccessAsUser.All",
+}
+
 // build applies defaults to raw and makes relative paths relative to the
 // config file's directory. It checks nothing beyond what defaults need.
 func (d *doc) build(raw *rawConfig) (*Config, error) {
@@ -67,6 +78,7 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 		TLS:           raw.TLS,
 		IMAP:          raw.IMAP,
 		SMTP:          raw.SMTP,
+		POP3:          raw.POP3,
 		OAuth:         raw.OAuth,
 		Accounts:      Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
 		Log:           raw.Log,
@@ -93,10 +105,12 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 	d.resolvePaths(c)
 	defaultPaths(c)
 	defaultTLS(c)
-	defaultOAuth(&c.OAuth)
+	defaultPOP3(c, d.present("pop3"))
+	defaultOAuth(&c.OAuth, len(c.POP3.Listen) > 0)
 	defaultWeb(&c.Web)
 	c.IMAP.Upstream = defaultUpstream(c.IMAP.Upstream, upstreamDefaults[c.OAuth.Provider].imap)
 	c.SMTP.Upstream = defaultUpstream(c.SMTP.Upstream, upstreamDefaults[c.OAuth.Provider].smtp)
+	c.POP3.Upstream = defaultUpstream(c.POP3.Upstream, upstreamDefaults[c.OAuth.Provider].pop3)
 	defaultLog(&c.Log)
 	return c, nil
 }
@@ -108,7 +122,7 @@ func (d *doc) resolvePaths(c *Config) {
 	dir := filepath.Dir(d.file)
 	for _, p := range []*string{
 		&c.Store.Path, &c.Store.KeyFile, &c.Admin.Socket, &c.TLS.CertFile, &c.TLS.KeyFile,
-		&c.IMAP.Upstream.CAFile, &c.SMTP.Upstream.CAFile,
+		&c.IMAP.Upstream.CAFile, &c.SMTP.Upstream.CAFile, &c.POP3.Upstream.CAFile,
 		&c.OAuth.ClientSecretFile, &c.OAuth.ServiceAccountFile,
 	} {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -151,7 +165,20 @@ func defaultTLS(c *Config) {
 	}
 }
 
-func defaultOAuth(o *OAuth) {
+// defaultPOP3: unlike IMAP and SMTP, POP3 is off unless the file has a
+// pop3 section (its default scopes need a permission that existing app
+// registrations lack). A section without a listen key gets the standard
+// ports; "listen: []" keeps POP3 off.
+func defaultPOP3(c *Config, present bool) {
+	lowerModes(c.POP3.Listen)
+	if present && c.POP3.Listen == nil {
+		c.POP3.Listen = []Listener{{Address: ":995", TLS: TLSImplicit}, {Address: ":110", TLS: TLSStartTLS}}
+	}
+}
+
+// defaultOAuth fills in the flow, the redirect URL, the issuer and the
+// scopes; pop3 adds the POP scope the provider needs to the default scopes.
+func defaultOAuth(o *OAuth, pop3 bool) {
 	o.Provider = lower(o.Provider)
 	o.Flow = lower(o.Flow)
 	if o.Flow == "" {
@@ -165,6 +192,9 @@ func defaultOAuth(o *OAuth) {
 	}
 	if len(o.Scopes) == 0 { // "scopes: []" as in the documented example also means the default
 		o.Scopes = slices.Clone(defaultScopes[providerFlow{o.Provider, o.Flow}])
+		if pop, ok := popScopes[providerFlow{o.Provider, o.Flow}]; ok && pop3 {
+			o.Scopes = slices.Insert(o.Scopes, 2, pop) // after IMAP and SMTP, in the consent screen's order
+		}
 	}
 	defaultIssuer(o)
 }

@@ -37,6 +37,8 @@ func TestDefaults(t *testing.T) {
 			Listen:   []Listener{{Address: ":465", TLS: "implicit"}, {Address: ":587", TLS: "starttls"}},
 			Upstream: Upstream{Address: "smtp.office365.com:587", TLS: "starttls", Mechanism: "xoauth2"},
 		}},
+		// Off without a pop3 section; the upstream is the provider's all the same.
+		POP3: Proto{Upstream: Upstream{Address: "outlook.office365.com:995", TLS: "implicit", Mechanism: "xoauth2"}},
 		OAuth: OAuth{
 			Provider: "microsoft", Flow: "delegated", Tenant: "contoso.onmicrosoft.com", ClientID: "app-id",
 			RedirectURL: "http://localhost",

@@ -84,14 +84,14 @@ func (d *doc) checkVersion(key, v string) error {
 }
 
 func (d *doc) checkListeners(c *Config) error {
-	if len(c.IMAP.Listen) == 0 && len(c.SMTP.Listen) == 0 {
-		return d.errorf("imap.listen", "no listeners for imap or smtp (remove \"listen: []\" to get the standard ports)")
+	if len(c.IMAP.Listen) == 0 && len(c.SMTP.Listen) == 0 && len(c.POP3.Listen) == 0 {
+		return d.errorf("imap.listen", "no listeners for imap, smtp or pop3 (remove \"listen: []\" to get the standard ports)")
 	}
 	seen := map[string]string{} // address -> key of its first listener
 	for _, p := range []struct {
 		name string
 		ls   []Listener
-	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"web", c.Web.Listen}} {
+	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"pop3", c.POP3.Listen}, {"web", c.Web.Listen}} {
 		for i, l := range p.ls {
 			key := p.name + ".listen[" + strconv.Itoa(i) + "]"
 			if p.name == "web" && l.TLS != TLSImplicit && l.TLS != TLSNone {
@@ -161,7 +161,13 @@ func (d *doc) checkUpstreams(c *Config) error {
 	if c.SMTP.MaxMessageSize < 0 {
 		return d.errorf("smtp.max_message_size", "%d is negative (0 means the upstream's SIZE)", c.SMTP.MaxMessageSize)
 	}
-	return d.checkUpstream(c, "smtp.upstream", c.SMTP.Upstream)
+	if err := d.checkUpstream(c, "smtp.upstream", c.SMTP.Upstream); err != nil {
+		return err
+	}
+	if len(c.POP3.Listen) == 0 {
+		return nil // off: a generic provider needs no pop3 upstream
+	}
+	return d.checkUpstream(c, "pop3.upstream", c.POP3.Upstream)
 }
 
 func (d *doc) checkUpstream(c *Config, key string, u Upstream) error {
