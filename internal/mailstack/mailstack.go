@@ -1,10 +1,10 @@
 // Package mailstack starts a real upstream mail server for tests and
-// benchmarks: Debian's Dovecot (IMAP, submission, LMTP) and Postfix on
-// loopback, accepting only OAuth2 bearer tokens (SASL XOAUTH2 and
+// benchmarks: Debian's Dovecot (IMAP, POP3, submission, LMTP) and Postfix
+// on loopback, accepting only OAuth2 bearer tokens (SASL XOAUTH2 and
 // OAUTHBEARER) that Dovecot checks against an RFC 7662 introspection
 // endpoint, as Exchange Online and Gmail do. Mail submitted to either
 // submission endpoint goes through Postfix into Dovecot LMTP and can be read
-// back over IMAP.
+// back over IMAP or POP3.
 //
 // Everything runs from files under Options.Dir; nothing in /etc is used or
 // changed. Starting a stack needs root (Postfix insists on it).
@@ -24,7 +24,7 @@ import (
 )
 
 // Packages are the Debian packages Start needs; .ci/deps installs them.
-const Packages = "dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd postfix"
+const Packages = "dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix"
 
 // ErrInvalidOptions means Options lacks a required field or Host is not an
 // IPv4 address.
@@ -70,17 +70,35 @@ type Stack struct {
 	// Dir is the working directory; dovecot.log and postfix.log are here.
 	Dir string
 
-	logf     func(format string, args ...any)
-	dovecot  *daemon
-	postfix  *daemon
-	stopOnce sync.Once
-	stopErr  error
+	pop3, pop3s string // see POP3 and POP3S
+	logf        func(format string, args ...any)
+	dovecot     *daemon
+	postfix     *daemon
+	stopOnce    sync.Once
+	stopErr     error
 }
+
+// POP3S returns the address of Dovecot's POP3 with implicit TLS (995-like),
+// host:port.
+func (s *Stack) POP3S() string { return s.pop3s }
+
+// POP3 returns the address of Dovecot's POP3 with STLS (110-like, RFC 2595),
+// host:port.
+func (s *Stack) POP3() string { return s.pop3 }
+
+// dovecotServices are the Dovecot protocol binaries the config runs; each
+// comes in its own package (dovecot-imapd, dovecot-pop3d, ...).
+var dovecotServices = []string{"imap", "pop3", "submission", "lmtp"}
 
 // Available reports whether the binaries Start runs are installed.
 func Available() error {
 	for _, bin := range []string{"dovecot", "postfix"} {
 		if _, err := lookPath(bin); err != nil {
+			return ErrUnavailable
+		}
+	}
+	for _, svc := range dovecotServices {
+		if _, err := os.Stat(filepath.Join("/usr/lib/dovecot", svc)); err != nil {
 			return ErrUnavailable
 		}
 	}
@@ -125,8 +143,8 @@ func Start(opts *Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
-	s.logf("mailstack: up in %v (%s): imaps=%s submission=%s postfix=%s",
-		time.Since(t0).Round(time.Millisecond), l.Dir, s.IMAPS, s.Submission, s.PostfixSubmission)
+	s.logf("mailstack: up in %v (%s): imaps=%s pop3s=%s submission=%s postfix=%s",
+		time.Since(t0).Round(time.Millisecond), l.Dir, s.IMAPS, s.pop3s, s.Submission, s.PostfixSubmission)
 	return s, nil
 }
 
@@ -147,8 +165,10 @@ func newStack(l *layout, logf func(string, ...any)) *Stack {
 		Maildir: func(user string) string {
 			return l.path("mail", strings.ToLower(user), "Maildir")
 		},
-		Dir:  l.Dir,
-		logf: logf,
+		Dir:   l.Dir,
+		pop3:  addr(l.Ports.POP3),
+		pop3s: addr(l.Ports.POP3S),
+		logf:  logf,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 // ports are the TCP ports of one stack, all on Options.Host.
 type ports struct {
 	IMAP, IMAPS, Submission, SubmissionS int // Dovecot, client facing
+	POP3, POP3S                          int // Dovecot, client facing
 	PostfixSubmission                    int // Postfix smtpd with Dovecot SASL
 	Relay                                int // Postfix smtpd Dovecot submission relays to
 	LMTP                                 int // Dovecot LMTP Postfix delivers to
@@ -35,13 +36,18 @@ func (l *layout) path(elem ...string) string {
 // auth_failure_delay=0, auth_cache_size=0: every attempt is checked and fails
 // at once, so tests can repeat failures. The anvil-auth-penalty listener is
 // disabled (mode 0) for the same reason: anvil would delay repeated failures
-// from one IP by up to 15 s.
+// from one IP by up to 15 s. POP3 takes the same OAuth2 passdb as IMAP;
+// pop3_uidl_format is set explicitly (Dovecot 2.3's default) because UIDs
+// must stay stable across sessions for clients that leave mail on the
+// server. pop3_lock_session stays off (also the default) so tests can hold
+// several POP3 sessions of one mailbox, as for the per-mailbox session
+// limit.
 var dovecotConf = template.Must(template.New("dovecot.conf").Parse(`# rendered by mailgate/internal/mailstack
 base_dir = {{.Dir}}/run
 state_dir = {{.Dir}}/state
 instance_name = mailstack-{{.Ports.IMAP}}
 log_path = {{.Dir}}/dovecot.log
-protocols = imap submission lmtp
+protocols = imap pop3 submission lmtp
 listen = {{.Host}}
 hostname = localhost
 postmaster_address = postmaster@localhost
@@ -63,6 +69,8 @@ userdb {
   driver = static
   args = uid={{.UID}} gid={{.GID}} home={{.Dir}}/mail/%Lu allow_all_users=yes
 }
+pop3_uidl_format = %08Xu%08Xv
+pop3_lock_session = no
 submission_relay_host = {{.Host}}
 submission_relay_port = {{.Ports.Relay}}
 submission_relay_trusted = yes
@@ -72,6 +80,15 @@ service imap-login {
   }
   inet_listener imaps {
     port = {{.Ports.IMAPS}}
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = {{.Ports.POP3}}
+  }
+  inet_listener pop3s {
+    port = {{.Ports.POP3S}}
     ssl = yes
   }
 }

@@ -104,8 +104,8 @@ func searchable(dir string) error {
 // another process may still grab one before the daemons bind it, which
 // start-up then reports as a bind error in the daemon's log.
 func pickPorts(l *layout) error {
-	targets := []*int{&l.Ports.IMAP, &l.Ports.IMAPS, &l.Ports.Submission, &l.Ports.SubmissionS,
-		&l.Ports.PostfixSubmission, &l.Ports.Relay, &l.Ports.LMTP}
+	targets := []*int{&l.Ports.IMAP, &l.Ports.IMAPS, &l.Ports.POP3, &l.Ports.POP3S, &l.Ports.Submission,
+		&l.Ports.SubmissionS, &l.Ports.PostfixSubmission, &l.Ports.Relay, &l.Ports.LMTP}
 	for _, p := range targets {
 		ln, err := net.Listen("tcp", net.JoinHostPort(l.Host, "0"))
 		if err != nil {
@@ -136,7 +136,8 @@ func logTail(path string, n int) string {
 }
 
 // greeting dials addr (over TLS if cfg is not nil) and reads the first
-// line, which must start with want ("* OK" for IMAP, "220" for SMTP/LMTP).
+// line, which must start with want ("* OK" for IMAP, "+OK" for POP3, "220"
+// for SMTP/LMTP).
 func greeting(addr, want string, cfg *tls.Config) error {
 	d := &net.Dialer{Timeout: time.Second}
 	var c net.Conn

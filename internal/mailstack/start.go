@@ -26,7 +26,7 @@ func (s *Stack) start(l *layout) error {
 		return err
 	}
 	if err := s.waitReady(s.dovecot, []endpoint{
-		{s.IMAP, "* OK", false}, {s.IMAPS, "* OK", true},
+		{s.IMAP, "* OK", false}, {s.IMAPS, "* OK", true}, {s.pop3, "+OK", false}, {s.pop3s, "+OK", true},
 		{s.Submission, "220", false}, {s.SubmissionS, "220", true}, {s.LMTP, "220", false},
 	}); err != nil {
 		return err
