@@ -1,0 +1,201 @@
+package pop3
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+
+	"mailgate/proxy"
+)
+
+// errAuthzid refuses a PLAIN authorisation identity other than the user.
+var errAuthzid = errors.New("authorization identity differs from user")
+
+// handleSTLS upgrades the connection (RFC 2595 section 4). Bytes the client
+// sent before the handshake are dropped with the old reader, and the
+// capabilities start over: a man in the middle cannot inject commands into
+// the TLS session.
+func (c *conn) handleSTLS() error {
+	if !c.canStartTLS {
+		c.reply("-ERR STLS not available")
+		return nil
+	}
+	c.reply("+OK Begin TLS negotiation")
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	tc := tls.Server(c.pc, c.s.opts.TLSConfig)
+	if err := c.pc.Handshake(tc); err != nil {
+		return fmt.Errorf("stls handshake: %w", err)
+	}
+	c.nc, c.secure, c.canStartTLS = tc, true, false
+	c.user, c.hasUser = "", false
+	c.br = bufio.NewReader(tc)
+	c.bw.Reset(tc)
+	return nil
+}
+
+// handleUser remembers the name for PASS. It never says whether the name
+// exists (RFC 1939 section 7 allows +OK for any name).
+func (c *conn) handleUser(arg string) error {
+	if !c.secure {
+		c.reply(textNeedTLS)
+		return nil
+	}
+	if arg == "" {
+		c.reply("-ERR Syntax: USER name")
+		return nil
+	}
+	c.user, c.hasUser = arg, true
+	c.reply("+OK Send PASS")
+	return nil
+}
+
+// handlePass logs in with the USER name. The password is the rest of the
+// line, spaces included (RFC 1939 section 7). After a failure the client
+// starts again with USER.
+func (c *conn) handlePass(arg string) error {
+	if !c.secure {
+		c.reply(textNeedTLS)
+		return nil
+	}
+	if !c.hasUser {
+		c.reply("-ERR Send USER first")
+		return nil
+	}
+	user := c.user
+	c.user, c.hasUser = "", false
+	return c.login(user, arg)
+}
+
+// handleAuth runs AUTH PLAIN with or without an initial response (RFC 5034
+// section 4; "=" is an empty one). AUTH alone lists the mechanisms, as
+// older clients expect.
+func (c *conn) handleAuth(arg string) error {
+	if !c.secure {
+		c.reply(textNeedTLS)
+		return nil
+	}
+	mech, ir, hasIR := strings.Cut(arg, " ")
+	switch {
+	case mech == "":
+		c.reply("+OK Mechanisms follow")
+		c.reply("PLAIN")
+		c.reply(".")
+		return nil
+	case !strings.EqualFold(mech, sasl.Plain):
+		c.reply("-ERR Unsupported authentication mechanism")
+		return nil
+	}
+	if !hasIR {
+		c.reply("+ ")
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
+		line, err := c.readLine()
+		if errors.Is(err, errLineTooLong) {
+			c.reply(textTooLong)
+			return errClose
+		}
+		if err != nil {
+			return err
+		}
+		if string(line) == "*" { // RFC 5034 section 4: cancelled
+			c.reply("-ERR AUTH cancelled")
+			return nil
+		}
+		ir = string(line)
+	}
+	resp, ok := decodeSASL(ir)
+	if !ok {
+		c.reply("-ERR Malformed SASL response")
+		return nil
+	}
+	return c.plain(resp)
+}
+
+// plain decodes a PLAIN response and logs in with it.
+func (c *conn) plain(resp []byte) error {
+	var user, pass string
+	srv := sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			return errAuthzid
+		}
+		user, pass = username, password
+		return nil
+	})
+	if _, done, err := srv.Next(resp); err != nil || !done {
+		c.s.log.Info("sasl exchange failed", "remote", c.remote, "err", err)
+		return c.refused(proxy.ErrAuthFailed)
+	}
+	return c.login(user, pass)
+}
+
+// decodeSASL decodes a base64 SASL response; "=" is an empty one (RFC 5034
+// section 4).
+func decodeSASL(s string) ([]byte, bool) {
+	if s == "=" {
+		return []byte{}, true
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	return b, err == nil
+}
+
+// login runs the shared login step, logs in upstream within the session's
+// context (a revoke or expiry meanwhile fails the login) and relays the
+// session.
+func (c *conn) login(user, pass string) error {
+	if pass == "" {
+		// A probe for the password prompt, as old Outlook does over IMAP: no
+		// store lookup, and not counted as a failure.
+		c.reply(textAuthFailed)
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
+	defer cancel()
+	sess, err := c.s.opts.Gate.Login(ctx, &proxy.LoginRequest{
+		Username: user, Password: pass, Proto: proxy.ProtoPOP3, Remote: c.remote,
+	})
+	if err != nil {
+		return c.refused(err)
+	}
+	defer sess.End() // after handOff, when the relayed session is over
+	upCtx, upCancel := context.WithDeadline(sess.Context(), c.deadline)
+	defer upCancel()
+	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
+	if serr := sess.Err(); serr != nil { // revoked or expired meanwhile
+		if err == nil {
+			up.nc.Close()
+		}
+		err = serr
+	}
+	if err != nil {
+		c.s.log.Info("upstream login failed", "remote", c.remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
+		return c.refused(err)
+	}
+	return c.handOff(sess, up)
+}
+
+// refused answers a login that did not pass. A failed login, and a refusal
+// while the client is locked out, count toward proxy.MaxLoginFailures; past
+// it the reply is the last line before the connection closes.
+func (c *conn) refused(err error) error {
+	text := textUnavailable
+	if errors.Is(err, proxy.ErrAuthFailed) {
+		text = textAuthFailed
+	} else if !errors.Is(err, proxy.ErrThrottled) {
+		c.reply(text)
+		return nil
+	}
+	c.reply(text)
+	if c.pc.LoginFailed() {
+		return errClose
+	}
+	return nil
+}
