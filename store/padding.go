@@ -44,7 +44,7 @@ func paddingRecord() *pwRecord {
 	hash := make([]byte, sha256.Size)
 	rand.Read(hash)
 	return &pwRecord{
-		ID: newID(), Name: "padding", Scopes: []string{ScopeIMAP, ScopeSMTP},
+		ID: newID(), Name: "padding", Scopes: []string{ScopeAll},
 		Scheme: "padding", Hash: hash,
 	}
 }

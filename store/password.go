@@ -12,7 +12,7 @@ import (
 // Password describes an app password. The secret itself is never stored.
 type Password struct {
 	ID, Mailbox, Name string
-	Scopes            []string  // ScopeIMAP, ScopeSMTP
+	Scopes            []string  // ScopeAll, or some of ScopeIMAP, ScopePOP3, ScopeSMTP
 	Created           time.Time // when it was issued
 	Expires           time.Time // zero = never
 	LastUsed          *LastUse  // nil = never used
@@ -22,7 +22,7 @@ type Password struct {
 type LastUse struct {
 	Time   time.Time `json:"time"`
 	Remote string    `json:"remote,omitempty"` // client address
-	Proto  string    `json:"proto,omitempty"`  // scope used: imap or smtp
+	Proto  string    `json:"proto,omitempty"`  // protocol used: imap, pop3 or smtp
 }
 
 func (r *pwRecord) password(mailbox string) Password {
@@ -34,7 +34,8 @@ func (r *pwRecord) password(mailbox string) Password {
 
 // CreatePassword issues a new app password for mailbox. The secret is
 // returned once and only its keyed hash is kept. Nil or empty scopes mean
-// both protocols; a zero expires means never.
+// ScopeAll: every protocol, including ones added later; a zero expires
+// means never.
 func (s *Store) CreatePassword(mailbox, name string, scopes []string, expires time.Time) (Password, string, error) {
 	rec, mailbox, err := s.newRecord(mailbox, name, scopes, expires)
 	if err != nil {

@@ -36,7 +36,10 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Advance(2 * time.Hour) // "short-lived" has now expired
-	if all.Mailbox != mb || !slices.Equal(all.Scopes, []string{"imap", "smtp"}) {
+	_, pop3Only := create(t, s, mb, "pop3 only", []string{"pop3"}, time.Time{})
+	_, three := create(t, s, mb, "three", []string{"smtp", "pop3", "imap"}, time.Time{})
+	_, allScope := create(t, s, mb, "explicit all", []string{"ALL"}, time.Time{})
+	if all.Mailbox != mb || !slices.Equal(all.Scopes, []string{"all"}) {
 		t.Fatalf("created %+v", all)
 	}
 
@@ -46,6 +49,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"right", mb, secret, ScopeIMAP, true},
 		{"right smtp", mb, secret, ScopeSMTP, true},
+		{"right pop3", mb, secret, ScopePOP3, true},
 		{"mailbox case and spaces", "  ALICE@example.com", secret, ScopeIMAP, true},
 		{"upper-cased secret", mb, strings.ToUpper(secret), ScopeIMAP, true},
 		{"scope granted", mb, imapOnly, ScopeIMAP, true},
@@ -68,7 +72,19 @@ func TestVerify(t *testing.T) {
 		{"expired", mb, soon, ScopeIMAP, false},
 		{"revoked", mb, gone, ScopeIMAP, false},
 		{"wrong scope", mb, imapOnly, ScopeSMTP, false},
-		{"unknown scope", mb, secret, "pop3", false},
+		{"imap only, pop3", mb, imapOnly, ScopePOP3, false},
+		{"pop3 only, pop3", mb, pop3Only, ScopePOP3, true},
+		{"pop3 only, imap", mb, pop3Only, ScopeIMAP, false},
+		{"pop3 only, smtp", mb, pop3Only, ScopeSMTP, false},
+		{"three named, imap", mb, three, ScopeIMAP, true},
+		{"three named, pop3", mb, three, ScopePOP3, true},
+		{"three named, smtp", mb, three, ScopeSMTP, true},
+		{"explicit all, imap", mb, allScope, ScopeIMAP, true},
+		{"explicit all, pop3", mb, allScope, ScopePOP3, true},
+		{"explicit all, smtp", mb, allScope, ScopeSMTP, true},
+		{"unknown scope", mb, secret, "nntp", false},
+		{"all is not a protocol", mb, secret, ScopeAll, false},
+		{"empty scope", mb, secret, "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +183,7 @@ func TestCreateValidation(t *testing.T) {
 		{"a@example.com", "   ", nil, time.Time{}, ErrInvalid},
 		{"a@example.com", "bad\nname", nil, time.Time{}, ErrInvalid},
 		{"a@example.com", "bad\xffname", nil, time.Time{}, ErrInvalid},
-		{"a@example.com", "n1", []string{"imap", "pop3"}, time.Time{}, ErrInvalid},
+		{"a@example.com", "n1", []string{"imap", "nntp"}, time.Time{}, ErrInvalid},
 		{"a@example.com", "n2", []string{""}, time.Time{}, ErrInvalid},
 		{"a@example.com", "n3", []string{"smtp", "SMTP"}, time.Time{}, nil},
 		{"a@example.com", "n4", nil, c.Now(), ErrInvalid},
@@ -329,4 +345,36 @@ func TestSecretNotStored(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCreateScopes: no scope and "all" store ScopeAll; named protocols,
+// even all three, are stored as named, sorted and without duplicates.
+func TestCreateScopes(t *testing.T) {
+	s, _ := newStore(t)
+	tests := []struct {
+		in, want []string
+	}{
+		{nil, []string{"all"}},
+		{[]string{}, []string{"all"}},
+		{[]string{"all"}, []string{"all"}},
+		{[]string{" All "}, []string{"all"}},
+		{[]string{"imap", "all"}, []string{"all"}},
+		{[]string{"pop3"}, []string{"pop3"}},
+		{[]string{"POP3", "imap"}, []string{"imap", "pop3"}},
+		{[]string{"smtp", "pop3", "imap", "smtp"}, []string{"imap", "pop3", "smtp"}},
+	}
+	for i, tc := range tests {
+		p, _ := create(t, s, "a@example.com", fmt.Sprint("device ", i), tc.in, time.Time{})
+		if !slices.Equal(p.Scopes, tc.want) {
+			t.Errorf("CreatePassword(%q): scopes %q, want %q", tc.in, p.Scopes, tc.want)
+		}
+	}
+	ps, _ := s.ListPasswords("a@example.com")
+	for _, p := range ps {
+		var i int
+		fmt.Sscanf(p.Name, "device %d", &i)
+		if !slices.Equal(p.Scopes, tests[i].want) {
+			t.Errorf("listed %q: scopes %q, want %q", p.Name, p.Scopes, tests[i].want)
+		}
+	}
 }

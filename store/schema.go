@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -28,6 +29,7 @@ type migration struct {
 // reorder old ones.
 var migrations = []migration{
 	{"v1: meta, passwords, tokens and padding buckets", migrateV1},
+	{"v2: passwords with the old default scopes imap+smtp get all", migrateV2},
 }
 
 func migrateV1(tx *bolt.Tx) error {
@@ -37,6 +39,46 @@ func migrateV1(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateV2 turns the scopes of every password that holds exactly imap and
+// smtp, the default before "all" existed, into ScopeAll, so that passwords
+// created without a scope keep working with every protocol, POP3 included.
+// Passwords limited to one protocol stay as they are. Only the scopes
+// change: id, name, hash, times and last use are written back unchanged.
+// Records that do not decode are left alone (ListPasswords reports them).
+func migrateV2(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketPasswords)
+	var mailboxes [][]byte
+	root.ForEachBucket(func(k []byte) error {
+		mailboxes = append(mailboxes, slices.Clone(k))
+		return nil
+	})
+	// Written after each walk: bbolt cursors are not safe across puts.
+	for _, m := range mailboxes {
+		b := root.Bucket(m)
+		for _, r := range oldDefaults(b) {
+			r.Scopes = []string{ScopeAll}
+			if err := putRecord(b, r); err != nil {
+				return fmt.Errorf("%s: %w", m, err)
+			}
+		}
+	}
+	return nil
+}
+
+// oldDefaults returns the records of b whose scopes are exactly imap and
+// smtp.
+func oldDefaults(b *bolt.Bucket) []*pwRecord {
+	var out []*pwRecord
+	b.ForEach(func(_, v []byte) error {
+		r, err := decodeRecord(v)
+		if err == nil && slices.Equal(r.Scopes, []string{ScopeIMAP, ScopeSMTP}) {
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out
 }
 
 // migrate brings db up to len(list) in one transaction, so a failed step

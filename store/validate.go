@@ -8,11 +8,20 @@ import (
 	"unicode/utf8"
 )
 
-// Scopes an app password can carry: the protocol it may log in to.
+// Scopes an app password can carry: the protocols it may log in to.
 const (
 	ScopeIMAP = "imap"
+	ScopePOP3 = "pop3"
 	ScopeSMTP = "smtp"
+	// ScopeAll grants every protocol mailgate serves, including protocols
+	// added after the password was created. A password created without
+	// scopes carries it.
+	ScopeAll = "all"
 )
+
+// protocols are the scopes that name one protocol: what Verify is asked
+// for.
+var protocols = []string{ScopeIMAP, ScopePOP3, ScopeSMTP}
 
 // maxNameLen is the longest password name, in characters.
 const maxNameLen = 64
@@ -82,22 +91,34 @@ func checkName(name string) (string, error) {
 	return n, nil
 }
 
-// checkScopes lower-cases, de-duplicates and sorts scopes; nil or empty means
-// both protocols.
+// checkScopes lower-cases, de-duplicates and sorts scopes. Nil or empty
+// scopes, or any list holding ScopeAll, mean ScopeAll. Naming every
+// protocol is kept as named: only "all" follows protocols added later.
 func checkScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
-		return []string{ScopeIMAP, ScopeSMTP}, nil
+		return []string{ScopeAll}, nil
 	}
 	var out []string
 	for _, sc := range scopes {
 		sc = strings.ToLower(strings.TrimSpace(sc))
-		if sc != ScopeIMAP && sc != ScopeSMTP {
-			return nil, fmt.Errorf("%w: unknown scope %q (want %s or %s)", ErrInvalid, sc, ScopeIMAP, ScopeSMTP)
+		if sc != ScopeAll && !slices.Contains(protocols, sc) {
+			return nil, fmt.Errorf("%w: unknown scope %q (want %s or %s)",
+				ErrInvalid, sc, strings.Join(protocols, ", "), ScopeAll)
 		}
 		out = append(out, sc)
 	}
+	if slices.Contains(out, ScopeAll) {
+		return []string{ScopeAll}, nil
+	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// grants reports whether a password with scopes may log in to proto, one
+// of protocols.
+func grants(scopes []string, proto string) bool {
+	return slices.Contains(protocols, proto) &&
+		(slices.Contains(scopes, proto) || slices.Contains(scopes, ScopeAll))
 }
 
 // checkProvider accepts a short printable provider name without NUL (NUL

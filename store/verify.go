@@ -3,13 +3,13 @@ package store
 import (
 	"crypto/subtle"
 	"fmt"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// Verify checks secret for mailbox and scope (ScopeIMAP or ScopeSMTP) and
-// returns the password that matched. Every authentication failure (invalid
+// Verify checks secret for mailbox and scope (ScopeIMAP, ScopePOP3 or
+// ScopeSMTP: the protocol logging in) and returns the password that
+// matched. A password grants scope when its scopes hold scope or ScopeAll. Every authentication failure (invalid
 // or unknown mailbox, empty, wrong, expired or revoked secret, missing scope)
 // returns ErrAuthFailed itself, unwrapped, and costs the same time: the
 // secret is compared in constant time against every password of the mailbox
@@ -42,7 +42,7 @@ func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) 
 		return s.fail(canon, remote, scope, "no match")
 	case !rec.Expires.IsZero() && !now.Before(rec.Expires):
 		return s.fail(canon, remote, scope, "expired")
-	case !slices.Contains(rec.Scopes, scope):
+	case !grants(rec.Scopes, scope):
 		return s.fail(canon, remote, scope, "scope not granted")
 	}
 	rec.LastUsed = &LastUse{Time: now.UTC(), Remote: remote, Proto: scope}

@@ -14,9 +14,10 @@ import (
 func cmdPasswordCreate(e *env, args []string) error {
 	f := newFlags("password create", true)
 	name := f.String("name", "", "`NAME` of the device the password is for (required)")
-	scope := f.String("scope", "imap,smtp", "comma-separated `SCOPES`: imap, smtp")
+	// No -scope means "all": every protocol, including ones added later.
+	scope := f.String("scope", "", "comma-separated `SCOPES`: imap, pop3, smtp or all (default: all)")
 	expires := f.String("expires", "", "lifetime, e.g. 90d or 12h, or a date 2027-01-31 (default: never)")
-	rest, err := f.parse(args, exactly(1), "-name NAME [-scope imap,smtp] [-expires 90d] MAILBOX")
+	rest, err := f.parse(args, exactly(1), "-name NAME [-scope imap,pop3,smtp|all] [-expires 90d] MAILBOX")
 	if err != nil {
 		return err
 	}

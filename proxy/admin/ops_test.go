@@ -145,6 +145,45 @@ func TestLinkRefused(t *testing.T) {
 	}
 }
 
+// TestCreateScopes: no scopes means "all", which lets every protocol in;
+// named scopes, pop3 among them, are kept as named.
+func TestCreateScopes(t *testing.T) {
+	st := openStore(t)
+	svc := admin.New(&admin.Options{Store: st})
+	tests := []struct {
+		name     string
+		in, want []string
+	}{
+		{"nil", nil, []string{store.ScopeAll}},
+		{"empty", []string{}, []string{store.ScopeAll}},
+		{"all", []string{"all"}, []string{store.ScopeAll}},
+		{"pop3", []string{"pop3"}, []string{store.ScopePOP3}},
+		{"three", []string{"smtp", "pop3", "imap"}, []string{"imap", "pop3", "smtp"}},
+	}
+	for _, tc := range tests {
+		res, err := svc.CreatePassword(context.Background(), admin.CreateArgs{Mailbox: "a@example.com", Name: tc.name, Scopes: tc.in})
+		if err != nil || !slices.Equal(res.Scopes, tc.want) {
+			t.Errorf("%s: scopes %q, %v; want %q", tc.name, res.Scopes, err, tc.want)
+			continue
+		}
+		for _, proto := range []string{store.ScopeIMAP, store.ScopePOP3, store.ScopeSMTP} {
+			_, err := st.Verify("a@example.com", res.Secret, proto, "")
+			if want := tc.want[0] == store.ScopeAll || slices.Contains(tc.want, proto); (err == nil) != want {
+				t.Errorf("%s over %s: %v, want ok=%v", tc.name, proto, err, want)
+			}
+		}
+	}
+	ps, err := svc.ListPasswords(context.Background(), admin.ListArgs{Mailbox: "a@example.com"})
+	if err != nil || len(ps) != len(tests) {
+		t.Fatalf("list: %d, %v", len(ps), err)
+	}
+	for _, p := range ps {
+		if p.Name == "nil" && !slices.Equal(p.Scopes, []string{"all"}) {
+			t.Errorf("listed nil as %q", p.Scopes)
+		}
+	}
+}
+
 // TestErrors: store errors keep their sentinel under the admin error, and
 // invalid arguments are usage errors.
 func TestErrors(t *testing.T) {
@@ -154,7 +193,7 @@ func TestErrors(t *testing.T) {
 	if !errors.Is(err, store.ErrNotFound) || !errors.As(err, &ae) || ae.Code != admin.CodeFailed {
 		t.Errorf("revoke unknown: %#v", err)
 	}
-	_, err = svc.CreatePassword(context.Background(), admin.CreateArgs{Mailbox: "a@example.com", Name: "x", Scopes: []string{"pop3"}})
+	_, err = svc.CreatePassword(context.Background(), admin.CreateArgs{Mailbox: "a@example.com", Name: "x", Scopes: []string{"nntp"}})
 	if !errors.Is(err, store.ErrInvalid) || !errors.As(err, &ae) || ae.Code != admin.CodeUsage {
 		t.Errorf("bad scope: %#v", err)
 	}

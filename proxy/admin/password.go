@@ -44,7 +44,7 @@ func toAppPassword(p store.Password) AppPassword {
 type CreateArgs struct {
 	Mailbox string    `json:"mailbox"`
 	Name    string    `json:"name"`
-	Scopes  []string  `json:"scopes"`  // empty: every scope
+	Scopes  []string  `json:"scopes"`  // imap, pop3, smtp or all; empty: all
 	Expires time.Time `json:"expires"` // zero: never
 }
 

@@ -267,10 +267,11 @@ func (e *env) user(mailbox string) User {
 	return User{Mailbox: mailbox, AuthTime: e.clock.now(), MFA: true}
 }
 
-// create creates a password through the form and returns the result page.
+// create creates a password through the form as it comes (every access
+// box checked) and returns the result page.
 func (b *browser) create(name string) page {
 	b.e.t.Helper()
-	return b.post("/passwords", url.Values{"name": {name}, "scope": {"imap", "smtp"}, "expires": {"never"}})
+	return b.post("/passwords", url.Values{"name": {name}, "scope": {"imap", "smtp", "pop3"}, "expires": {"never"}})
 }
 
 var newPasswordRE = regexp.MustCompile(`<code id="new-password">([^<]*)</code>`)

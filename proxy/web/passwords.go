@@ -80,18 +80,18 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, e
 
 // createForm is the create form's fields, as shown and as sent.
 type createForm struct {
-	User       *User
-	Name       string
-	IMAP, SMTP bool
-	Expires    string
-	Error      string
+	User             *User
+	Name             string
+	IMAP, SMTP, POP3 bool
+	Expires          string
+	Error            string
 }
 
 func (s *Server) newPasswordForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	if !s.mayCreate(w, r, ss) {
 		return
 	}
-	s.render(w, r, http.StatusOK, "new", createForm{User: &ss.user, IMAP: true, SMTP: true, Expires: "never"})
+	s.render(w, r, http.StatusOK, "new", createForm{User: &ss.user, IMAP: true, SMTP: true, POP3: true, Expires: "never"})
 }
 
 // mayCreate checks that ss may create a password now: a sign-in from the
@@ -147,16 +147,9 @@ func (s *Server) readCreateForm(w http.ResponseWriter, r *http.Request, ss *sess
 	}
 	f := createForm{User: &ss.user, Name: r.PostForm.Get("name"), Expires: r.PostForm.Get("expires")}
 	a := admin.CreateArgs{Mailbox: ss.user.Mailbox, Name: strings.TrimSpace(f.Name)}
-	for _, sc := range r.PostForm["scope"] {
-		switch sc {
-		case "imap":
-			f.IMAP = true
-		case "smtp":
-			f.SMTP = true
-		default:
-			f.Error = "Choose the access from the list."
-		}
-		a.Scopes = append(a.Scopes, sc)
+	f.readScopes(r.PostForm["scope"])
+	if !f.IMAP || !f.SMTP || !f.POP3 {
+		a.Scopes = r.PostForm["scope"]
 	}
 	days, known := expiries[f.Expires]
 	if days > 0 {
@@ -171,8 +164,6 @@ func (s *Server) readCreateForm(w http.ResponseWriter, r *http.Request, ss *sess
 		f.Name = ""
 	case strings.IndexFunc(a.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
 		f.Error = "The name cannot hold control characters."
-	case !f.IMAP && !f.SMTP:
-		f.Error = "Choose IMAP, SMTP or both."
 	case !known:
 		f.Error = "Choose when the password expires from the list."
 	case s.nameTaken(r.Context(), ss.user.Mailbox, a.Name):
@@ -183,6 +174,28 @@ func (s *Server) readCreateForm(w http.ResponseWriter, r *http.Request, ss *sess
 		return f, a, false
 	}
 	return f, a, true
+}
+
+// readScopes sets the access checkboxes from what the form sent. All three
+// checked, or none sent, means every protocol: the password is created
+// without scopes, which the store keeps as "all" so that it also works
+// with protocols mailgate adds later.
+func (f *createForm) readScopes(scopes []string) {
+	for _, sc := range scopes {
+		switch sc {
+		case "imap":
+			f.IMAP = true
+		case "smtp":
+			f.SMTP = true
+		case "pop3":
+			f.POP3 = true
+		default:
+			f.Error = "Choose the access from the list."
+		}
+	}
+	if len(scopes) == 0 {
+		f.IMAP, f.SMTP, f.POP3 = true, true, true
+	}
 }
 
 // nameTaken reports whether mailbox has a password named name (without

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,12 +28,13 @@ type pages struct {
 }
 
 var funcs = template.FuncMap{
-	"date":        formatDate,
-	"access":      formatAccess,
-	"pathEscape":  url.PathEscape,
-	"queryEscape": url.QueryEscape,
-	"linkState":   linkState,
-	"lastUse":     lastUse,
+	"date":         formatDate,
+	"access":       formatAccess,
+	"accessPhrase": accessPhrase,
+	"pathEscape":   url.PathEscape,
+	"queryEscape":  url.QueryEscape,
+	"linkState":    linkState,
+	"lastUse":      lastUse,
 }
 
 // parsePages parses every page with funcs and the server's own (more).
@@ -129,13 +131,25 @@ func formatDate(t any) string {
 	return ""
 }
 
-// formatAccess names the scopes as users know them: "IMAP, SMTP".
+// formatAccess names the scopes as users know them: "IMAP, SMTP", and
+// "All protocols" for "all".
 func formatAccess(scopes []string) string {
+	if slices.Contains(scopes, "all") {
+		return "All protocols"
+	}
 	out := make([]string, len(scopes))
 	for i, sc := range scopes {
 		out[i] = strings.ToUpper(sc)
 	}
 	return strings.Join(out, ", ")
+}
+
+// accessPhrase is formatAccess inside a sentence: "all protocols".
+func accessPhrase(scopes []string) string {
+	if slices.Contains(scopes, "all") {
+		return "all protocols"
+	}
+	return formatAccess(scopes)
 }
 
 // linkState says a MailboxRow's link state in plain words.

@@ -38,7 +38,8 @@ func TestFlow(t *testing.T) {
 
 	form := b.get("/passwords/new")
 	mustContain(t, form, `<label for="name">Name</label>`, `<input name="name" id="name" maxlength="64" required`,
-		`name="scope" value="imap" checked`, `name="scope" value="smtp" checked`, `<option value="never" selected>`)
+		`name="scope" value="imap" checked`, `name="scope" value="smtp" checked`, `name="scope" value="pop3" checked`,
+		`<option value="never" selected>`)
 
 	res := b.create("Phone")
 	if res.code != 200 || res.header.Get("Cache-Control") != "no-store" {
@@ -48,7 +49,8 @@ func TestFlow(t *testing.T) {
 	if len(secret) != 26 || !strings.Contains(newPasswordRE.FindString(res.body), secret[:4]+" "+secret[4:8]+" ") {
 		t.Fatalf("password not shown in groups of four: %s", newPasswordRE.FindString(res.body))
 	}
-	mustContain(t, res, "mail.example.com", "993", "SSL/TLS", "587", "STARTTLS", `<script src="/static/copy.js"></script>`)
+	mustContain(t, res, "mail.example.com", "993", "SSL/TLS", "587", "STARTTLS", `<script src="/static/copy.js"></script>`,
+		"gives access to all protocols")
 	if _, err := e.st.Verify("ann@example.com", secret, store.ScopeIMAP, "192.0.2.1"); err != nil {
 		t.Fatalf("the shown password does not log in: %v", err)
 	}
@@ -58,7 +60,7 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("store: %+v", ps)
 	}
 	home = b.get("/")
-	mustContain(t, home, `<tr data-password-id="`+ps[0].ID+`">`, "Phone", "IMAP, SMTP", "from 192.0.2.1 over IMAP", "Revoke all")
+	mustContain(t, home, `<tr data-password-id="`+ps[0].ID+`">`, "Phone", "All protocols", "from 192.0.2.1 over IMAP", "Revoke all")
 	if strings.Contains(home.body, secret) {
 		t.Fatal("the password is shown again")
 	}
@@ -224,8 +226,8 @@ func TestCreateFormBounds(t *testing.T) {
 	}{
 		{url.Values{"name": {long}, "scope": {"imap"}, "expires": {"never"}}, "at most 64 characters"},
 		{url.Values{"name": {"  "}, "scope": {"imap"}, "expires": {"never"}}, "Enter a name"},
-		{url.Values{"name": {"x"}, "scope": {"pop3"}, "expires": {"never"}}, "Choose the access"},
-		{url.Values{"name": {"x"}, "expires": {"never"}}, "Choose IMAP, SMTP or both"},
+		{url.Values{"name": {"x"}, "scope": {"nntp"}, "expires": {"never"}}, "Choose the access"},
+		{url.Values{"name": {"x"}, "scope": {"all"}, "expires": {"never"}}, "Choose the access"},
 		{url.Values{"name": {"x"}, "scope": {"imap"}, "expires": {"7"}}, "Choose when the password expires"},
 		{url.Values{"name": {"bad\x01name"}, "scope": {"imap"}, "expires": {"never"}}, "control characters"},
 	} {
