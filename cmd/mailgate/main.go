@@ -64,7 +64,7 @@ type command struct {
 var commands = []command{
 	{"serve", "[-dev]", "run the daemon", cmdServe},
 	{"config check", "", "validate the config file and exit", cmdConfigCheck},
-	{"password create", "-name NAME [-scope imap,smtp] [-expires 90d] MAILBOX",
+	{"password create", "-name NAME [-scope imap,pop3,smtp|all] [-expires 90d] MAILBOX",
 		"issue an app password (shown once)", cmdPasswordCreate},
 	{"password list", "[MAILBOX]", "list app passwords (never the secret)", cmdPasswordList},
 	{"password revoke", "MAILBOX ID", "delete one app password, end its sessions", cmdPasswordRevoke},
