@@ -10,9 +10,9 @@ import (
 	"mailgate/store"
 )
 
-// TestCreateAccess: the access boxes. All three checked, or none sent,
-// create an "all" password (listed as "All protocols"), which logs in over
-// every protocol; fewer boxes create exactly those scopes.
+// TestCreateAccess: the access boxes. All three checked create an "all"
+// password (listed as "All protocols"), which logs in over every protocol;
+// fewer boxes create exactly those scopes; none is refused.
 func TestCreateAccess(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.browser()
@@ -24,7 +24,6 @@ func TestCreateAccess(t *testing.T) {
 		shown  string
 	}{
 		{"all three", []string{"imap", "smtp", "pop3"}, []string{"all"}, "All protocols"},
-		{"none sent", nil, []string{"all"}, "All protocols"},
 		{"pop3", []string{"pop3"}, []string{"pop3"}, "POP3"},
 		{"imap smtp", []string{"smtp", "imap"}, []string{"imap", "smtp"}, "IMAP, SMTP"},
 	}
@@ -41,6 +40,11 @@ func TestCreateAccess(t *testing.T) {
 				t.Errorf("%s over %s: %v, want ok=%v", tc.name, proto, err, want)
 			}
 		}
+	}
+	none := b.post("/passwords", url.Values{"name": {"none"}, "expires": {"never"}})
+	mustContain(t, none, "Choose at least one protocol")
+	if slices.ContainsFunc(e.passwords("ann@example.com"), func(p admin.AppPassword) bool { return p.Name == "none" }) {
+		t.Error("a form with no access box created a password")
 	}
 	home := b.get("/")
 	for _, tc := range tests {
@@ -64,7 +68,7 @@ func passwordRow(t *testing.T, body, name string) string {
 }
 
 // TestCreateAccessKeptOnError: a refused form comes back with the boxes
-// as sent, and with all of them when none was sent.
+// as sent, and with all of them (and a message) when none was sent.
 func TestCreateAccessKeptOnError(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.browser()
@@ -75,5 +79,5 @@ func TestCreateAccessKeptOnError(t *testing.T) {
 		t.Errorf("unsent boxes come back checked:\n%s", p.body)
 	}
 	p = b.post("/passwords", url.Values{"name": {" "}, "expires": {"never"}})
-	mustContain(t, p, "Enter a name", `value="imap" checked`, `value="smtp" checked`, `value="pop3" checked`)
+	mustContain(t, p, "Choose at least one protocol", `value="imap" checked`, `value="smtp" checked`, `value="pop3" checked`)
 }

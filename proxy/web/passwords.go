@@ -177,9 +177,10 @@ func (s *Server) readCreateForm(w http.ResponseWriter, r *http.Request, ss *sess
 }
 
 // readScopes sets the access checkboxes from what the form sent. All three
-// checked, or none sent, means every protocol: the password is created
-// without scopes, which the store keeps as "all" so that it also works
-// with protocols mailgate adds later.
+// checked means every protocol: the password is created without scopes,
+// which the store keeps as "all" so that it also works with protocols
+// mailgate adds later. None checked is a mistake, not "all": a user who
+// unticks everything must not get the widest password.
 func (f *createForm) readScopes(scopes []string) {
 	for _, sc := range scopes {
 		switch sc {
@@ -195,6 +196,7 @@ func (f *createForm) readScopes(scopes []string) {
 	}
 	if len(scopes) == 0 {
 		f.IMAP, f.SMTP, f.POP3 = true, true, true
+		f.Error = "Choose at least one protocol the password may be used for."
 	}
 }
 
