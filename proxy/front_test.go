@@ -261,3 +261,33 @@ func TestFrontHandshakeTimeout(t *testing.T) {
 		t.Fatal("the handler got a connection without a handshake")
 	}
 }
+
+// TestQuietConnEndsBetweenResponses: while the upstream keeps writing to
+// the client the session is not quiet; it ends only after a pause, after
+// the last relayed byte and the goodbye, and no relay write follows.
+func TestQuietConnEndsBetweenResponses(t *testing.T) {
+	client, proxySide := net.Pipe()
+	defer client.Close()
+	ended := make(chan struct{})
+	qc := NewQuietConn(proxySide, func() { proxySide.Close(); close(ended) })
+	got := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- string(b)
+	}()
+	qc.Write([]byte("part one\r\n"))
+	if qc.EndIfQuiet(time.Hour, "bye\r\n") {
+		t.Fatal("ended right after a write")
+	}
+	qc.Write([]byte("part two\r\n"))
+	if !qc.EndIfQuiet(0, "bye\r\n") {
+		t.Fatal("not ended once quiet")
+	}
+	<-ended
+	if _, err := qc.Write([]byte("late\r\n")); err == nil {
+		t.Fatal("relay write after the end succeeded")
+	}
+	if want := "part one\r\npart two\r\nbye\r\n"; <-got != want {
+		t.Fatalf("client got something else than %q", want)
+	}
+}

@@ -155,7 +155,7 @@ func TestByeNotInsideAResponse(t *testing.T) {
 	client, proxySide := net.Pipe()
 	defer client.Close()
 	ended := make(chan struct{})
-	bc := newByeConn(proxySide, func() { proxySide.Close(); close(ended) })
+	bc := proxy.NewQuietConn(proxySide, func() { proxySide.Close(); close(ended) })
 	got := make(chan string, 1)
 	go func() {
 		b, _ := io.ReadAll(client)
@@ -164,11 +164,11 @@ func TestByeNotInsideAResponse(t *testing.T) {
 	if _, err := bc.Write([]byte("* 1 FETCH (BODY[] {5}\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if bc.byeIfQuiet(time.Hour) {
+	if bc.EndIfQuiet(time.Hour, byeText) {
 		t.Fatal("BYE right after a write")
 	}
 	bc.Write([]byte("hello)\r\n"))
-	if !bc.byeIfQuiet(0) {
+	if !bc.EndIfQuiet(0, byeText) {
 		t.Fatal("no BYE once quiet")
 	}
 	<-ended

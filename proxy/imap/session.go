@@ -28,7 +28,7 @@ func (c *conn) handOff(tag string, sess *proxy.Session, up *upConn) error {
 			up.nc.Close()
 		})
 	}
-	bc := newByeConn(c.nc, closeBoth)
+	bc := proxy.NewQuietConn(c.nc, closeBoth)
 	stop := context.AfterFunc(sess.Context(), closeBoth)
 	defer stop()
 	c.pc.OnDrain(func(force bool) bool {
@@ -36,7 +36,7 @@ func (c *conn) handOff(tag string, sess *proxy.Session, up *upConn) error {
 			closeBoth()
 			return true
 		}
-		return bc.byeIfQuiet(c.s.opts.ShutdownQuiet)
+		return bc.EndIfQuiet(c.s.opts.ShutdownQuiet, byeText)
 	})
 	c.pc.LoggedIn()
 	c.reply("%s OK [CAPABILITY %s] Logged in", tag, clientCaps(up.caps))

@@ -25,11 +25,10 @@ const (
 	// 10 minutes, so that the upstream's own timer normally decides.
 	DefaultIdleTimeout = 11 * time.Minute
 	// DefaultShutdownQuiet is how long the upstream must have sent nothing
-	// to a relayed client before Shutdown closes the session. The relay is
-	// byte-transparent, so the proxy cannot see whether a RETR is complete;
-	// a second of silence means none is being sent. Closing without QUIT
-	// loses no committed deletion (RFC 1939 section 6).
-	DefaultShutdownQuiet = time.Second
+	// to a relayed client before Shutdown closes the session (see
+	// proxy.QuietConn). Closing without QUIT loses no committed deletion
+	// (RFC 1939 section 6).
+	DefaultShutdownQuiet = proxy.DefaultShutdownQuiet
 )
 
 // Options configures a Server. Zero fields get the defaults above.

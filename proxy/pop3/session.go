@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"time"
 
@@ -34,7 +33,7 @@ func (c *conn) handOff(sess *proxy.Session, up *upConn) error {
 			up.nc.Close()
 		})
 	}
-	qc := &quietConn{Conn: c.nc, end: closeBoth, last: time.Now()}
+	qc := proxy.NewQuietConn(c.nc, closeBoth)
 	stop := context.AfterFunc(sess.Context(), closeBoth)
 	defer stop()
 	c.pc.OnDrain(func(force bool) bool {
@@ -42,7 +41,7 @@ func (c *conn) handOff(sess *proxy.Session, up *upConn) error {
 			closeBoth()
 			return true
 		}
-		return qc.closeIfQuiet(c.s.opts.ShutdownQuiet)
+		return qc.EndIfQuiet(c.s.opts.ShutdownQuiet, "")
 	})
 	c.pc.LoggedIn()
 	c.reply("+OK Logged in")
@@ -72,61 +71,4 @@ func peekAll(br *bufio.Reader) []byte {
 	}
 	b, _ := br.Peek(br.Buffered())
 	return bytes.Clone(b)
-}
-
-// quietConn wraps a relayed client connection. Its writes come from the
-// relay (upstream to client); it records when the last one ended, so that
-// Shutdown closes the session between two writes, never inside one.
-type quietConn struct {
-	net.Conn
-	end func() // closes both connections of the session
-
-	mu     sync.Mutex
-	last   time.Time
-	closed bool
-}
-
-func (c *quietConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	n, err := c.Conn.Write(p)
-	c.last = time.Now()
-	return n, err
-}
-
-// CloseWrite passes the relay's half-close through.
-func (c *quietConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-// CloseRead passes the relay's half-close through.
-func (c *quietConn) CloseRead() error {
-	if cr, ok := c.Conn.(interface{ CloseRead() error }); ok {
-		return cr.CloseRead()
-	}
-	return nil
-}
-
-// closeIfQuiet ends the session if the upstream has written nothing to the
-// client for quiet, and reports whether it did.
-func (c *quietConn) closeIfQuiet(quiet time.Duration) bool {
-	// A write in progress (to a client reading slowly) means busy; do not
-	// wait for it, Shutdown has other sessions to look at.
-	if !c.mu.TryLock() {
-		return false
-	}
-	if time.Since(c.last) < quiet {
-		c.mu.Unlock()
-		return false
-	}
-	c.closed = true // no relay write after this
-	c.mu.Unlock()
-	c.end()
-	return true
 }
