@@ -12,6 +12,7 @@ import (
 	"mailgate/config"
 	"mailgate/proxy"
 	"mailgate/proxy/imap"
+	"mailgate/proxy/pop3"
 	"mailgate/proxy/smtp"
 )
 
@@ -62,6 +63,8 @@ func frontKey(cfg *config.Config, proto string, l config.Listener) string {
 	switch proto {
 	case proxy.ProtoSMTP:
 		k.Upstream, k.MaxSize = cfg.SMTP.Upstream, cfg.SMTP.MaxMessageSize
+	case proxy.ProtoPOP3:
+		k.Upstream = cfg.POP3.Upstream
 	case protoWeb:
 		k.Upstream = config.Upstream{}
 		k.Web = &webKey{Web: cfg.Web, Settings: clientSettings(cfg)}
@@ -80,6 +83,10 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 	smtpUp, err := upstream(cfg.SMTP.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("%s: smtp.upstream: %w", cfg.File, err)
+	}
+	pop3Up, err := pop3Upstream(cfg)
+	if err != nil {
+		return nil, err
 	}
 	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: d.auth, Throttle: th, Limits: lim,
 		Sessions: &d.sessions, Logger: d.log})
@@ -113,11 +120,34 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 			return nil, err
 		}
 	}
+	for _, l := range cfg.POP3.Listen {
+		err := add(proxy.ProtoPOP3, l, func(tc *tls.Config) server {
+			return pop3.New(&pop3.Options{Gate: gate, Tokens: d.tokens, Upstream: pop3Up,
+				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	portal, err := d.planWeb(cfg, certs, th, lim)
 	if err != nil {
 		return nil, err
 	}
 	return append(specs, portal...), nil
+}
+
+// pop3Upstream is the POP3 upstream, read only when POP3 is on: with it
+// off, a generic provider has no pop3.upstream.
+func pop3Upstream(cfg *config.Config) (proxy.Upstream, error) {
+	if len(cfg.POP3.Listen) == 0 {
+		return proxy.Upstream{}, nil
+	}
+	up, err := upstream(cfg.POP3.Upstream)
+	if err != nil {
+		return up, fmt.Errorf("%s: pop3.upstream: %w", cfg.File, err)
+	}
+	return up, nil
 }
 
 // apply makes the running front ends those of specs: front ends no longer

@@ -19,7 +19,7 @@ import (
 	"mailgate/store"
 )
 
-// server is what the IMAP, SMTP and web front ends have in common.
+// server is what the IMAP, SMTP, POP3 and web front ends have in common.
 type server interface {
 	Serve(ln net.Listener, mode proxy.TLSMode) error
 	Close() error
@@ -38,7 +38,7 @@ type daemon struct {
 	oauth    *oauth.Manager
 	oauthCfg config.OAuth // the oauth section oauth was built from: a change needs a restart
 	tokens   proxy.TokenSource
-	throttle *proxy.Throttle // one for both protocols: switching protocol gains a guesser nothing
+	throttle *proxy.Throttle // one for every protocol: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
 	admin    net.Listener
 	unwatch  context.CancelFunc // stops the certificate watcher

@@ -126,7 +126,7 @@ func serverTLS(cfg *config.Config, l config.Listener, certs *proxy.CertLoader, l
 // "config check" and serve report a missing or broken one up front.
 func loadCerts(cfg *config.Config) (*proxy.CertLoader, error) {
 	need := ""
-	for _, l := range slices.Concat(cfg.IMAP.Listen, cfg.SMTP.Listen, cfg.Web.Listen) {
+	for _, l := range slices.Concat(cfg.IMAP.Listen, cfg.SMTP.Listen, cfg.POP3.Listen, cfg.Web.Listen) {
 		if l.TLS != config.TLSNone {
 			need = l.Address
 		}
