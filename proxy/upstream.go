@@ -37,6 +37,20 @@ func (u *Upstream) SASLClient(mailbox, token string) sasl.Client {
 	return NewXOAUTH2Client(mailbox, token)
 }
 
+// LoginTimeout bounds a whole upstream login (dial, TLS, greeting,
+// authentication) when the client's own pre-auth deadline is further away.
+const LoginTimeout = 30 * time.Second
+
+// LoginDeadline is when an upstream login must be done: LoginTimeout from
+// now, or ctx's deadline if that comes first.
+func LoginDeadline(ctx context.Context) time.Time {
+	deadline := time.Now().Add(LoginTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
+}
+
 // DialTimeout bounds TCP connect plus the implicit TLS handshake to the
 // upstream, so a dead upstream fails a login quickly (NO [UNAVAILABLE]).
 const DialTimeout = 15 * time.Second

@@ -23,9 +23,6 @@ import (
 const (
 	upMaxLine    = 64 << 10
 	upMaxLiteral = 1 << 20
-	// upLoginTimeout bounds the whole upstream login when the client's
-	// pre-auth deadline is further away.
-	upLoginTimeout = 30 * time.Second
 )
 
 var (
@@ -78,7 +75,7 @@ func (s *Server) openUpstream(ctx context.Context, mailbox string) (*upConn, err
 func (s *Server) tryUpstream(ctx context.Context, mailbox, token string) (*upConn, error) {
 	u := &s.opts.Upstream
 	if up := s.warm.take(); up != nil {
-		up.nc.SetDeadline(loginDeadline(ctx))
+		up.nc.SetDeadline(proxy.LoginDeadline(ctx))
 		err := loginOn(ctx, up, u, mailbox, token)
 		if err == nil {
 			return up, nil
@@ -119,23 +116,13 @@ func loginOn(ctx context.Context, up *upConn, u *proxy.Upstream, mailbox, token 
 	return nil
 }
 
-// loginDeadline bounds an upstream login: upLoginTimeout, or the client's
-// pre-auth deadline if that comes first.
-func loginDeadline(ctx context.Context) time.Time {
-	deadline := time.Now().Add(upLoginTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return deadline
-}
-
 // dialUpstream connects, reads the greeting and does STARTTLS if configured.
 func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 	nc, err := u.Dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
 	}
-	nc.SetDeadline(loginDeadline(ctx))
+	nc.SetDeadline(proxy.LoginDeadline(ctx))
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	up := &upConn{nc: nc, br: bufio.NewReader(nc)}

@@ -22,9 +22,6 @@ const (
 	// upstream is trusted more than a client, but a broken one must not
 	// exhaust memory.
 	upMaxLine = 64 << 10
-	// upLoginTimeout bounds the whole upstream login when the client's
-	// pre-auth deadline is further away.
-	upLoginTimeout = 30 * time.Second
 )
 
 var (
@@ -77,23 +74,13 @@ func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string
 	return up, nil
 }
 
-// loginDeadline bounds an upstream login: upLoginTimeout, or the client's
-// pre-auth deadline if that comes first.
-func loginDeadline(ctx context.Context) time.Time {
-	deadline := time.Now().Add(upLoginTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return deadline
-}
-
 // dialUpstream connects, reads the greeting and does STLS if configured.
 func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
 	nc, err := u.Dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
 	}
-	nc.SetDeadline(loginDeadline(ctx))
+	nc.SetDeadline(proxy.LoginDeadline(ctx))
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	up := &upConn{nc: nc, br: bufio.NewReader(nc)}

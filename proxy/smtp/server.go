@@ -33,8 +33,9 @@ const (
 	// dot (4.5.3.2.6).
 	finalDotTimeout = 10 * time.Minute
 	// loginTimeout bounds the upstream login (dial, EHLO, STARTTLS, AUTH)
-	// while the client waits for its AUTH reply.
-	loginTimeout = 30 * time.Second
+	// while the client waits for its AUTH reply: the one bound every front end
+	// uses.
+	loginTimeout = proxy.LoginTimeout
 	// quitTimeout bounds the polite QUIT to the upstream at the end.
 	quitTimeout = 10 * time.Second
 )
