@@ -366,6 +366,15 @@ func TestE2EPOP3Large(t *testing.T) {
 	t.Logf("RETR of %d bytes in %v", len(got), time.Since(t0).Round(time.Millisecond))
 	checkDelivered(t, got, sent)
 	c.must("QUIT")
+	c.c.Close()
+	// One log line for the session, with what it relayed.
+	logLine := p.d.waitLog(t, `"msg":"session ended"`, `"proto":"pop3"`, user)
+	var rec struct {
+		BytesOut int64 `json:"bytes_out"`
+	}
+	if err := json.Unmarshal([]byte(logLine), &rec); err != nil || rec.BytesOut < int64(len(sent)) {
+		t.Errorf("session log line: %v: %s", err, logLine)
+	}
 }
 
 // TestE2EPOP3Refused: a wrong password, an unknown mailbox and a password
