@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -107,125 +104,6 @@ func (p *pop3E2E) count(user string) int {
 	return len(a) + len(b)
 }
 
-// popConn is a raw POP3 client: it shows mailgate's replies exactly.
-type popConn struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
-
-// dialPOP3 connects to addr and reads the greeting; with stls it upgrades
-// with STLS first (RFC 2595 section 4).
-func (p *pop3E2E) dialPOP3(addr string, stls bool) *popConn {
-	p.t.Helper()
-	var conn net.Conn
-	var err error
-	if stls {
-		conn, err = net.Dial("tcp", addr)
-	} else {
-		conn, err = tls.Dial("tcp", addr, p.tls)
-	}
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.t.Cleanup(func() { conn.Close() })
-	c := &popConn{t: p.t, c: conn, r: bufio.NewReader(conn)}
-	c.ok(c.line())
-	if stls {
-		c.must("STLS")
-		tc := tls.Client(conn, p.tls)
-		if err := tc.Handshake(); err != nil {
-			p.t.Fatalf("STLS handshake: %v", err)
-		}
-		c.c, c.r = tc, bufio.NewReader(tc)
-	}
-	return c
-}
-
-func (c *popConn) line() string {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(60 * time.Second))
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (after %q)", err, l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-func (c *popConn) ok(reply string) string {
-	c.t.Helper()
-	if !strings.HasPrefix(reply, "+OK") {
-		c.t.Fatalf("want +OK, got %q", reply)
-	}
-	return reply
-}
-
-// cmd sends one command line and returns the reply's first line.
-func (c *popConn) cmd(line string) string {
-	c.t.Helper()
-	if _, err := io.WriteString(c.c, line+"\r\n"); err != nil {
-		c.t.Fatalf("write %q: %v", line, err)
-	}
-	return c.line()
-}
-
-func (c *popConn) must(line string) string {
-	c.t.Helper()
-	r := c.cmd(line)
-	if !strings.HasPrefix(r, "+OK") {
-		c.t.Fatalf("%s: %q", line, r)
-	}
-	return r
-}
-
-// multi reads a multi-line body up to the terminating "." and undoes dot
-// stuffing (RFC 1939 section 3), keeping every CRLF.
-func (c *popConn) multi() []byte {
-	c.t.Helper()
-	var b bytes.Buffer
-	for {
-		c.c.SetReadDeadline(time.Now().Add(60 * time.Second))
-		l, err := c.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			b.Write(l) // a long line: no terminator or stuffing in its middle
-			continue
-		}
-		if err != nil {
-			c.t.Fatalf("read multi-line: %v", err)
-		}
-		if string(l) == ".\r\n" {
-			return b.Bytes()
-		}
-		b.Write(bytes.TrimPrefix(l, []byte(".")))
-	}
-}
-
-// retr returns message n as the server holds it.
-func (c *popConn) retr(n int) []byte {
-	c.t.Helper()
-	c.must(fmt.Sprint("RETR ", n))
-	return c.multi()
-}
-
-func (c *popConn) login(user, pass string) {
-	c.t.Helper()
-	c.must("USER " + user)
-	c.must("PASS " + pass)
-}
-
-// closed reports whether the server closed the connection within 30 s
-// (a hang guard, not a timing assertion).
-func (c *popConn) closed() bool {
-	c.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err := c.r.ReadByte()
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
-}
-
-func plainResp(user, pass string) string {
-	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
-}
-
 // checkPOP3Mechanism finds Dovecot's record of the mechanism mailgate used
 // for user's POP3 login.
 func checkPOP3Mechanism(t *testing.T, s *mailstack.Stack, user, mech string) {
@@ -243,7 +121,8 @@ func checkPOP3Mechanism(t *testing.T, s *mailstack.Stack, user, mech string) {
 // TestE2EPOP3 logs in through mailgate's POP3 listeners to Dovecot's pop3
 // with both upstream mechanisms: USER/PASS over POP3S, AUTH PLAIN with an
 // initial response and after the "+" continuation over both listeners,
-// the STLS listener refusing a login before TLS, STAT/LIST/UIDL/TOP/RETR
+// the STLS listener refusing a login before TLS and discarding commands
+// pipelined behind STLS, STAT/LIST/UIDL/TOP/RETR
 // relayed byte for byte, DELE without QUIT not applied (mailgate never
 // sends QUIT for the client) and DELE + QUIT deleting upstream.
 func TestE2EPOP3(t *testing.T) {
@@ -284,7 +163,21 @@ func testPOP3Session(t *testing.T, p *pop3E2E, user, pass string, sent []string)
 	if r := c.cmd("USER " + user); !strings.HasPrefix(r, "-ERR") || !strings.Contains(r, "STLS") {
 		t.Errorf("USER before STLS: %q, want -ERR naming STLS", r)
 	}
-	raw.Close()
+	// Bytes sent after STLS in the same packet are discarded, not read as
+	// commands after the handshake (RFC 2595 section 4; the STARTTLS
+	// command injection class): the handshake and the session work.
+	c.must("STLS\r\nUSER " + user + "\r\nPASS " + pass)
+	tc := tls.Client(raw, p.tls)
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake after pipelined STLS: %v", err)
+	}
+	c.c, c.r = tc, bufio.NewReader(tc)
+	if r := c.cmd("STAT"); !strings.HasPrefix(r, "-ERR") {
+		t.Fatalf("STAT after pipelined STLS USER PASS: %q, want -ERR (not logged in)", r)
+	}
+	c.login(user, pass)
+	c.must("QUIT")
+	tc.Close()
 
 	// USER/PASS over POP3S; the session is Dovecot's from +OK on.
 	c = p.dialPOP3(p.pop3s, false)
@@ -440,5 +333,25 @@ func TestE2EPOP3Revoke(t *testing.T) {
 	c.must("USER " + user)
 	if r := c.cmd("PASS " + pass); r != authFailed {
 		t.Errorf("PASS with the revoked password: %q, want %q", r, authFailed)
+	}
+}
+
+// TestE2EPOP3Shutdown: SIGTERM ends a live POP3 session without sending
+// QUIT upstream for it, so its DELE is not applied (RFC 1939 section 6).
+func TestE2EPOP3Shutdown(t *testing.T) {
+	t.Parallel()
+	p := newPOP3E2E(t, e2eOpts{})
+	const user = "pop-shutdown@example.com"
+	pass := p.user(user)
+	p.deliver(user, e2eMessage("pop-shutdown", user))
+	c := p.dialPOP3(p.pop3, true)
+	c.login(user, pass)
+	c.must("DELE 1")
+	p.d.stop(t)
+	if !c.closed() {
+		t.Fatal("the POP3 session is still open after the daemon stopped")
+	}
+	if n := p.count(user); n != 1 {
+		t.Errorf("%d messages after shutdown ended a session with DELE 1, want 1", n)
 	}
 }
