@@ -53,6 +53,9 @@ func printCreated(e *env, r *admin.CreateResult) {
 	for _, ep := range r.Settings.IMAP {
 		fmt.Fprintf(w, "  incoming (IMAP):  %s, port %d, %s\n", r.Settings.Hostname, ep.Port, ep.Security)
 	}
+	for _, ep := range r.Settings.POP3 {
+		fmt.Fprintf(w, "  incoming (POP3):  %s, port %d, %s\n", r.Settings.Hostname, ep.Port, ep.Security)
+	}
 	for _, ep := range r.Settings.SMTP {
 		fmt.Fprintf(w, "  outgoing (SMTP):  %s, port %d, %s, authentication required\n", r.Settings.Hostname, ep.Port, ep.Security)
 	}

@@ -12,7 +12,11 @@ import (
 // clientSettings are what a mail user enters in the client, derived from
 // the listeners so they stay true when the admin changes ports.
 func clientSettings(cfg *config.Config) admin.Settings {
-	return admin.Settings{Hostname: cfg.Hostname, IMAP: endpoints(cfg.IMAP.Listen), SMTP: endpoints(cfg.SMTP.Listen)}
+	s := admin.Settings{Hostname: cfg.Hostname, IMAP: endpoints(cfg.IMAP.Listen), SMTP: endpoints(cfg.SMTP.Listen)}
+	if len(cfg.POP3.Listen) > 0 {
+		s.POP3 = endpoints(cfg.POP3.Listen)
+	}
+	return s
 }
 
 func endpoints(ls []config.Listener) []admin.Endpoint {
@@ -28,7 +32,7 @@ func endpoints(ls []config.Listener) []admin.Endpoint {
 	return out
 }
 
-// boundSettings are clientSettings with the ports the IMAP and SMTP
+// boundSettings are clientSettings with the ports the IMAP, SMTP and POP3
 // listeners really bound, in config order: the same unless a port is 0
 // (tests, serve -dev -dev-ports 0,...).
 func boundSettings(hostname string, bound []boundListener) admin.Settings {
@@ -44,6 +48,8 @@ func boundSettings(hostname string, bound []boundListener) admin.Settings {
 			s.IMAP = append(s.IMAP, e)
 		case proxy.ProtoSMTP:
 			s.SMTP = append(s.SMTP, e)
+		case proxy.ProtoPOP3:
+			s.POP3 = append(s.POP3, e)
 		}
 	}
 	return s

@@ -44,6 +44,7 @@ type Settings struct {
 	Hostname string     `json:"hostname"`
 	IMAP     []Endpoint `json:"imap"`
 	SMTP     []Endpoint `json:"smtp"`
+	POP3     []Endpoint `json:"pop3,omitempty"` // absent when POP3 is off
 }
 
 // Endpoint is one port a mail client can use.

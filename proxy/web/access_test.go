@@ -81,3 +81,12 @@ func TestCreateAccessKeptOnError(t *testing.T) {
 	p = b.post("/passwords", url.Values{"name": {" "}, "expires": {"never"}})
 	mustContain(t, p, "Choose at least one protocol", `value="imap" checked`, `value="smtp" checked`, `value="pop3" checked`)
 }
+
+// TestCreatedShowsPOP3: the result page lists the POP3 ports when POP3 is on.
+func TestCreatedShowsPOP3(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.browser()
+	b.signIn(e.user("ann@example.com"))
+	res := b.post("/passwords", url.Values{"name": {"tickets"}, "scope": {"pop3"}, "expires": {"never"}})
+	mustContain(t, res, `Incoming mail (POP3)</td><td data-label="Server">mail.example.com</td><td data-label="Port">995</td><td data-label="Security">SSL/TLS</td>`)
+}

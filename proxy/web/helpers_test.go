@@ -144,7 +144,8 @@ func (b *syncBuffer) String() string {
 
 var testSettings = admin.Settings{Hostname: "mail.example.com",
 	IMAP: []admin.Endpoint{{Port: 143, Security: "STARTTLS"}, {Port: 993, Security: "SSL/TLS"}},
-	SMTP: []admin.Endpoint{{Port: 587, Security: "STARTTLS"}}}
+	SMTP: []admin.Endpoint{{Port: 587, Security: "STARTTLS"}},
+	POP3: []admin.Endpoint{{Port: 995, Security: "SSL/TLS"}}}
 
 func openStore(tb testing.TB) *store.Store {
 	tb.Helper()

@@ -217,17 +217,17 @@ func (s *Server) nameTaken(ctx context.Context, mailbox, name string) bool {
 
 // created is the result page: the password, once.
 type created struct {
-	User       *User
-	Password   admin.AppPassword
-	Grouped    string // the secret in groups of four
-	IMAP, SMTP []admin.Endpoint
-	Hostname   string
-	ProfileURL string
+	User             *User
+	Password         admin.AppPassword
+	Grouped          string // the secret in groups of four
+	IMAP, SMTP, POP3 []admin.Endpoint
+	Hostname         string
+	ProfileURL       string
 }
 
 func (s *Server) showCreated(w http.ResponseWriter, r *http.Request, ss *session, res admin.CreateResult) {
 	d := created{User: &ss.user, Password: res.AppPassword, Grouped: groupFour(res.Secret),
-		IMAP: s.o.Settings.IMAP, SMTP: s.o.Settings.SMTP, Hostname: s.o.Settings.Hostname}
+		IMAP: s.o.Settings.IMAP, SMTP: s.o.Settings.SMTP, POP3: s.o.Settings.POP3, Hostname: s.o.Settings.Hostname}
 	if data, ok := buildProfile(s.o.Settings, res.Mailbox, res.Secret, res.Name); ok {
 		if token, err := s.mem.addProfile(ss.user.Mailbox, data); err == nil {
 			d.ProfileURL = "/profile/" + token
