@@ -20,6 +20,7 @@ type daemon struct {
 	dir        string
 	pass       string // benchUser's app password in this daemon's store
 	imap, smtp string // the implicit-TLS listeners
+	pop3       string
 
 	mu     sync.Mutex
 	tail   []string        // last log lines, to explain a failure
@@ -33,8 +34,8 @@ type daemon struct {
 // daemonStartTimeout bounds the wait for the listeners.
 const daemonStartTimeout = 30 * time.Second
 
-// startDaemon runs the binary on cfgFile and waits for its IMAP and SMTP
-// listeners, which it reads from the JSON log's "listening" records.
+// startDaemon runs the binary on cfgFile and waits for its IMAP, SMTP and
+// POP3 listeners, which it reads from the JSON log's "listening" records.
 func startDaemon(bin, cfgFile string, env []string) (*daemon, error) {
 	d := &daemon{listen: make(chan [2]string, 4), done: make(chan struct{})}
 	d.cmd = exec.Command(bin, "serve", "-config", cfgFile)
@@ -48,13 +49,16 @@ func startDaemon(bin, cfgFile string, env []string) (*daemon, error) {
 	}
 	go d.read(bufio.NewScanner(stderr))
 	timeout := time.After(daemonStartTimeout)
-	for d.imap == "" || d.smtp == "" {
+	for d.imap == "" || d.smtp == "" || d.pop3 == "" {
 		select {
 		case l := <-d.listen:
-			if l[0] == "imap" {
+			switch l[0] {
+			case "imap":
 				d.imap = l[1]
-			} else {
+			case "smtp":
 				d.smtp = l[1]
+			case "pop3":
+				d.pop3 = l[1]
 			}
 		case <-d.done:
 			d.stop()

@@ -1,8 +1,8 @@
 // Command mailgate-bench measures mailgate against the direct path to a real
 // Dovecot/Postfix upstream on loopback, TLS on both legs: FETCH and APPEND
 // throughput (and a plain TCP relay as the floor), login latency (also with
-// the upstream 40 ms away), login rate, memory and CPU of idle sessions, and
-// SMTP submission. It prints a table and writes the table and JSON next to
+// the upstream 40 ms away), login rate, memory and CPU of idle sessions,
+// SMTP submission and POP3 RETR throughput. It prints a table and writes the table and JSON next to
 // -out.
 //
 // What it measures is the real binary: it builds cmd/mailgate, writes a
@@ -39,6 +39,7 @@ type config struct {
 	rateLevels      []int
 	smtpMsgs        int
 	bigMB           int
+	pop3MB          int
 	dovecotSessions int
 	devupSessions   int
 	idleWindow      time.Duration
@@ -55,7 +56,7 @@ func (c *config) wants(name string) bool {
 
 func defaults() *config {
 	return &config{fetchMB: 200, appendMB: 50, passes: 3, logins: 300, rateFor: 5 * time.Second,
-		rateLevels: []int{5, 10, 20, 50}, smtpMsgs: 200, bigMB: 30,
+		rateLevels: []int{5, 10, 20, 50}, smtpMsgs: 200, bigMB: 30, pop3MB: 200,
 		dovecotSessions: 1000, devupSessions: 10000, idleWindow: 10 * time.Second, far: true}
 }
 
@@ -69,7 +70,7 @@ func (c *config) sessionLimit() int {
 // quick scales everything down for CI-size runs and the smoke test.
 func (c *config) quick() {
 	c.fetchMB, c.appendMB, c.passes, c.logins = 4, 2, 1, 20
-	c.rateFor, c.rateLevels, c.smtpMsgs, c.bigMB = time.Second, []int{5, 50}, 10, 2
+	c.rateFor, c.rateLevels, c.smtpMsgs, c.bigMB, c.pop3MB = time.Second, []int{5, 50}, 10, 2, 2
 	c.dovecotSessions, c.devupSessions, c.idleWindow = 20, 50, time.Second
 }
 
@@ -86,14 +87,15 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "bench.json", "write JSON here and the table next to it (.md)")
 	flag.IntVar(&cfg.fetchMB, "fetch-mb", cfg.fetchMB, "mailbox size to FETCH, MiB")
 	flag.IntVar(&cfg.appendMB, "append-mb", cfg.appendMB, "bytes to APPEND per pass, MiB")
+	flag.IntVar(&cfg.pop3MB, "pop3-mb", cfg.pop3MB, "bytes to RETR over POP3 per pass, MiB (5 MiB messages)")
 	flag.IntVar(&cfg.passes, "passes", cfg.passes, "throughput passes per path (median)")
 	flag.IntVar(&cfg.logins, "logins", cfg.logins, "sequential logins for latency")
 	flag.IntVar(&cfg.dovecotSessions, "dovecot-sessions", cfg.dovecotSessions, "idle sessions against Dovecot")
 	flag.IntVar(&cfg.devupSessions, "devup-sessions", cfg.devupSessions, "idle sessions against the in-process upstream")
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate and smtp rows (pick with -only); builds mailgate with a profile hook")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate, smtp and pop3 rows (pick with -only); builds mailgate with a profile hook")
 	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open; builds mailgate with a profile hook")
-	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,idle,far")
+	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,pop3,idle,far")
 	flag.Parse()
 	if *quick {
 		cfg.quick()

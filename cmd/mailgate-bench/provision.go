@@ -12,7 +12,7 @@ import (
 )
 
 // configTemplate is the mailgate config of one bench daemon: one
-// implicit-TLS listener per protocol on a free loopback port, the stack's
+// implicit-TLS listener per protocol (IMAP, SMTP, POP3) on a free loopback port, the stack's
 // certificate (clients trust its CA, as they trust Dovecot's), upstreams
 // with the stack's CA as ca_file, the fake identity provider as a generic
 // OAuth provider, and the limits lifted through their documented keys: the
@@ -32,6 +32,10 @@ smtp:
   listen:
     - { address: "127.0.0.1:0", tls: implicit }
   upstream: { address: %[5]q, tls: implicit, ca_file: %[6]q }
+pop3:
+  listen:
+    - { address: "127.0.0.1:0", tls: implicit }
+  upstream: { address: %[11]q, tls: implicit, ca_file: %[6]q }
 oauth:
   provider: generic
   client_id: %[7]s
@@ -57,7 +61,7 @@ func (e *env) newDaemon(imapUp string) (*daemon, error) {
 	}
 	cfgFile := filepath.Join(dir, "mailgate.yaml")
 	cfg := fmt.Sprintf(configTemplate, dir, e.certFile, e.keyFile, imapUp, e.stack.SubmissionS, e.stack.CAFile,
-		benchClientID, e.idp.TokenURL(), e.idp.DeviceAuthURL(), e.cfg.sessionLimit())
+		benchClientID, e.idp.TokenURL(), e.idp.DeviceAuthURL(), e.cfg.sessionLimit(), e.stack.POP3S())
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ type report struct {
 func newReport(cfg *config) *report {
 	return &report{Machine: machine(), When: time.Now().UTC().Truncate(time.Second),
 		Rates: map[string][]rateResult{},
-		Config: map[string]any{"fetch_mib": cfg.fetchMB, "append_mib": cfg.appendMB, "passes": cfg.passes,
+		Config: map[string]any{"fetch_mib": cfg.fetchMB, "append_mib": cfg.appendMB, "pop3_mib": cfg.pop3MB, "passes": cfg.passes,
 			"logins": cfg.logins, "dovecot_sessions": cfg.dovecotSessions,
 			"devup_sessions": cfg.devupSessions, "limits": cfg.sessionLimit(), "race": raceEnabled}}
 }

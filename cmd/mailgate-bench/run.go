@@ -55,7 +55,7 @@ func runShared(e *env, rep *report) error {
 	steps := []struct {
 		name string
 		run  func(*env, *daemon, *report) error
-	}{{"throughput", rowThroughput}, {"latency", rowLatency}, {"rate", rowRate}, {"smtp", rowSMTP}}
+	}{{"throughput", rowThroughput}, {"latency", rowLatency}, {"rate", rowRate}, {"smtp", rowSMTP}, {"pop3", rowPOP3}}
 	var d *daemon
 	for _, step := range steps {
 		if !e.cfg.wants(step.name) {
