@@ -3,9 +3,6 @@ package imap
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"errors"
-	"sync"
 	"time"
 
 	"mailgate/proxy"
@@ -16,40 +13,19 @@ import (
 // forced shutdown). The bytes already read on both sides go first: a
 // client may pipeline its next command right after LOGIN.
 func (c *conn) handOff(tag string, sess *proxy.Session, up *upConn) error {
-	if c.s.front.Draining() {
+	r, ok := c.s.front.Hand(sess, c.nc, up.nc, byeText, c.s.opts.ShutdownQuiet)
+	if !ok {
 		up.nc.Close()
 		c.reply("* BYE Server shutting down")
 		return errClose
 	}
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			c.nc.Close()
-			up.nc.Close()
-		})
-	}
-	bc := proxy.NewQuietConn(c.nc, closeBoth)
-	stop := context.AfterFunc(sess.Context(), closeBoth)
-	defer stop()
-	c.pc.OnDrain(func(force bool) bool {
-		if force {
-			closeBoth()
-			return true
-		}
-		return bc.EndIfQuiet(c.s.opts.ShutdownQuiet, byeText)
-	})
-	c.pc.LoggedIn()
 	c.reply("%s OK [CAPABILITY %s] Logged in", tag, clientCaps(up.caps))
 	if err := c.bw.Flush(); err != nil {
-		closeBoth()
+		r.Close()
 		return errHandedOff
 	}
-	c.nc.SetDeadline(time.Time{})
 	clientBuf, upBuf := c.releaseBuffers(up)
-	st, err := proxy.Relay(bc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
-	if cause := context.Cause(sess.Context()); cause != nil && !errors.Is(cause, context.Canceled) {
-		err = errors.Join(err, cause)
-	}
+	st, err := r.Relay(clientBuf, upBuf, c.s.opts.IdleTimeout)
 	c.s.log.Info("session ended",
 		"remote", c.remote, "user", sess.Mailbox, "password_id", sess.PasswordID,
 		"client", c.clientID, "upstream", c.s.opts.Upstream.Address,

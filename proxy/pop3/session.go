@@ -3,9 +3,6 @@ package pop3
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"errors"
-	"sync"
 	"time"
 
 	"mailgate/proxy"
@@ -21,41 +18,20 @@ import (
 // deletion the client did not commit with its own QUIT (RFC 1939 section
 // 6).
 func (c *conn) handOff(sess *proxy.Session, up *upConn) error {
-	if c.s.front.Draining() {
+	r, ok := c.s.front.Hand(sess, c.nc, up.nc, "", c.s.opts.ShutdownQuiet)
+	if !ok {
 		up.nc.Close()
 		c.reply(textUnavailable)
 		return errClose
 	}
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			c.nc.Close()
-			up.nc.Close()
-		})
-	}
-	qc := proxy.NewQuietConn(c.nc, closeBoth)
-	stop := context.AfterFunc(sess.Context(), closeBoth)
-	defer stop()
-	c.pc.OnDrain(func(force bool) bool {
-		if force {
-			closeBoth()
-			return true
-		}
-		return qc.EndIfQuiet(c.s.opts.ShutdownQuiet, "")
-	})
-	c.pc.LoggedIn()
 	c.reply("+OK Logged in")
 	if err := c.bw.Flush(); err != nil {
-		closeBoth()
+		r.Close()
 		return errHandedOff
 	}
-	c.nc.SetDeadline(time.Time{})
 	clientBuf, upBuf := peekAll(c.br), peekAll(up.br)
 	c.br, c.bw, up.br = nil, nil, nil // not kept for a session that may last
-	st, err := proxy.Relay(qc, up.nc, clientBuf, upBuf, c.s.opts.IdleTimeout)
-	if cause := context.Cause(sess.Context()); cause != nil && !errors.Is(cause, context.Canceled) {
-		err = errors.Join(err, cause)
-	}
+	st, err := r.Relay(clientBuf, upBuf, c.s.opts.IdleTimeout)
 	c.s.log.Info("session ended",
 		"remote", c.remote, "user", sess.Mailbox, "password_id", sess.PasswordID,
 		"upstream", c.s.opts.Upstream.Address,
