@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"time"
@@ -35,6 +36,21 @@ func (u *Upstream) SASLClient(mailbox, token string) sasl.Client {
 		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: mailbox, Token: token})
 	}
 	return NewXOAUTH2Client(mailbox, token)
+}
+
+// AnswerChallenge answers an upstream's base64 SASL challenge during a
+// token login. An error challenge (Gmail's and Dovecot's base64 JSON,
+// docs/clients.md, "XOAUTH2 and its error challenge") gets an empty answer
+// from the XOAUTH2 client; the OAUTHBEARER client refuses it, and RFC 7628
+// section 3.2.3 says to answer with a lone ^A. The upstream then sends its
+// final failure.
+func AnswerChallenge(cl sasl.Client, challenge string) []byte {
+	ch, _ := base64.StdEncoding.DecodeString(challenge)
+	resp, err := cl.Next(ch)
+	if err != nil {
+		return []byte{1}
+	}
+	return resp
 }
 
 // LoginTimeout bounds a whole upstream login (dial, TLS, greeting,

@@ -243,23 +243,12 @@ func (up *upConn) authenticate(cl sasl.Client) error {
 			irSent = true
 			err = up.writeLine(encodeSASL(ir))
 		default:
-			err = up.writeLine(encodeSASL(saslNext(cl, r.text)))
+			err = up.writeLine(encodeSASL(proxy.AnswerChallenge(cl, r.text)))
 		}
 		if err != nil {
 			return err
 		}
 	}
-}
-
-// saslNext answers a server challenge. OAUTHBEARER's client refuses error
-// challenges; RFC 7628 section 3.2.3 says to answer them with a lone ^A.
-func saslNext(cl sasl.Client, challenge string) []byte {
-	ch, _ := base64.StdEncoding.DecodeString(challenge)
-	resp, err := cl.Next(ch)
-	if err != nil {
-		return []byte{1}
-	}
-	return resp
 }
 
 // encodeSASL encodes a response; an empty one is an empty line, as Gmail

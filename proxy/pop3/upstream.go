@@ -157,24 +157,12 @@ func (up *upConn) authenticate(cl sasl.Client) error {
 		case !irSent:
 			err = up.writeLine(base64.StdEncoding.EncodeToString(ir))
 		default:
-			err = up.writeLine(base64.StdEncoding.EncodeToString(saslNext(cl, strings.TrimSpace(line[1:]))))
+			err = up.writeLine(base64.StdEncoding.EncodeToString(proxy.AnswerChallenge(cl, strings.TrimSpace(line[1:]))))
 		}
 		if err != nil {
 			return err
 		}
 	}
-}
-
-// saslNext answers a server challenge: XOAUTH2's client answers an error
-// challenge with an empty line; OAUTHBEARER's refuses it, and RFC 7628
-// section 3.2.3 says to answer with a lone ^A.
-func saslNext(cl sasl.Client, challenge string) []byte {
-	ch, _ := base64.StdEncoding.DecodeString(challenge)
-	resp, err := cl.Next(ch)
-	if err != nil {
-		return []byte{1}
-	}
-	return resp
 }
 
 func isOK(line string) bool  { return line == "+OK" || strings.HasPrefix(line, "+OK ") }
