@@ -83,16 +83,9 @@ func NewLimits(opts *LimitsOptions) *Limits {
 	return &Limits{o: o, perNet: map[netip.Prefix]int{}, sessions: map[string]int{}, preauth: list.New()}
 }
 
-// Conn admits a new client connection from ip that is never dropped to
-// make room. When ok, call release once the connection ends.
-func (l *Limits) Conn(ip netip.Addr) (release func(), ok bool) {
-	s, ok := l.Admit(ip, nil)
-	return s.Release, ok
-}
-
 // Admit admits a new client connection from ip. When the total is reached,
-// the oldest connection admitted with an evict function that has not
-// logged in is evicted (evict is called, outside the lock) to make room.
+// the oldest connection admitted with an evict function (nil: never
+// evicted) that has not logged in is evicted (evict is called, outside the lock) to make room.
 // Call the slot's LoggedIn when the client logs in, and Release when the
 // connection ends.
 func (l *Limits) Admit(ip netip.Addr, evict func()) (*ConnSlot, bool) {

@@ -9,24 +9,24 @@ func TestLimitsConnPerNetwork(t *testing.T) {
 	l := NewLimits(&LimitsOptions{ConnsPerIP: 2, MaxConns: 100,
 		Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	a := netip.MustParseAddr("2001:db8::1")
-	r1, ok1 := l.Conn(a)
-	_, ok2 := l.Conn(netip.MustParseAddr("2001:db8::2")) // same /64
+	s1, ok1 := l.Admit(a, nil)
+	_, ok2 := l.Admit(netip.MustParseAddr("2001:db8::2"), nil) // same /64
 	if !ok1 || !ok2 {
 		t.Fatal("first two connections refused")
 	}
-	if _, ok := l.Conn(a); ok {
+	if _, ok := l.Admit(a, nil); ok {
 		t.Fatal("third connection from the same /64 admitted")
 	}
-	if _, ok := l.Conn(netip.MustParseAddr("2001:db8:1::1")); !ok {
+	if _, ok := l.Admit(netip.MustParseAddr("2001:db8:1::1"), nil); !ok {
 		t.Fatal("another /64 refused")
 	}
-	r1()
-	r1() // twice is harmless
-	if _, ok := l.Conn(a); !ok {
+	s1.Release()
+	s1.Release() // twice is harmless
+	if _, ok := l.Admit(a, nil); !ok {
 		t.Fatal("connection refused after one was released")
 	}
 	for range 5 {
-		if _, ok := l.Conn(netip.MustParseAddr("10.9.9.9")); !ok {
+		if _, ok := l.Admit(netip.MustParseAddr("10.9.9.9"), nil); !ok {
 			t.Fatal("trusted network limited")
 		}
 	}
@@ -34,19 +34,19 @@ func TestLimitsConnPerNetwork(t *testing.T) {
 
 func TestLimitsTotal(t *testing.T) {
 	l := NewLimits(&LimitsOptions{MaxConns: 3})
-	var release []func()
+	var slots []*ConnSlot
 	for i := range 3 {
-		r, ok := l.Conn(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
+		r, ok := l.Admit(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), nil)
 		if !ok {
 			t.Fatalf("connection %d refused", i)
 		}
-		release = append(release, r)
+		slots = append(slots, r)
 	}
-	if _, ok := l.Conn(netip.MustParseAddr("192.0.2.99")); ok {
+	if _, ok := l.Admit(netip.MustParseAddr("192.0.2.99"), nil); ok {
 		t.Fatal("connection over the total admitted")
 	}
-	release[0]()
-	if _, ok := l.Conn(netip.MustParseAddr("192.0.2.99")); !ok {
+	slots[0].Release()
+	if _, ok := l.Admit(netip.MustParseAddr("192.0.2.99"), nil); !ok {
 		t.Fatal("refused after a release")
 	}
 	if n := l.Conns(); n != 3 {
@@ -100,14 +100,14 @@ func TestLimitsRefusalBounded(t *testing.T) {
 func TestLimitsIPv6Site(t *testing.T) {
 	l := NewLimits(&LimitsOptions{ConnsPerIP: 2, ConnsPerIPv6Site: 3})
 	for i := range 3 {
-		if _, ok := l.Conn(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, byte(i), 15: 1})); !ok {
+		if _, ok := l.Admit(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, byte(i), 15: 1}), nil); !ok {
 			t.Fatalf("/64 number %d refused below the /48's limit", i)
 		}
 	}
-	if _, ok := l.Conn(netip.MustParseAddr("2001:db8:0:9::1")); ok {
+	if _, ok := l.Admit(netip.MustParseAddr("2001:db8:0:9::1"), nil); ok {
 		t.Fatal("a fourth /64 of the same /48 admitted")
 	}
-	if _, ok := l.Conn(netip.MustParseAddr("2001:db8:1::1")); !ok {
+	if _, ok := l.Admit(netip.MustParseAddr("2001:db8:1::1"), nil); !ok {
 		t.Fatal("another /48 refused")
 	}
 }
@@ -120,7 +120,7 @@ func TestLimitsEvictsOldest(t *testing.T) {
 	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
 	session, _ := l.Admit(ip(0), func() { evicted = append(evicted, 0) })
 	session.LoggedIn()
-	l.Conn(ip(1)) // never evicted
+	l.Admit(ip(1), nil) // never evicted
 	old, _ := l.Admit(ip(2), func() { evicted = append(evicted, 2) })
 	if _, ok := l.Admit(ip(3), func() { evicted = append(evicted, 3) }); !ok || len(evicted) != 1 || evicted[0] != 2 {
 		t.Fatalf("at the total: evicted %v, want [2]", evicted)
