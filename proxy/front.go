@@ -55,7 +55,10 @@ type FrontOptions struct {
 	// DrainEvery is how often Shutdown asks sessions again whether they
 	// can end (see Conn.OnDrain); default 250 ms.
 	DrainEvery time.Duration
-	Logger     *slog.Logger
+	// RelayCounters count the bytes of relayed sessions as they move
+	// (metrics); zero counts nothing.
+	RelayCounters RelayCounters
+	Logger        *slog.Logger
 }
 
 // Front is the lifecycle every front end shares: its listeners, the

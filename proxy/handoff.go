@@ -19,6 +19,7 @@ type Relayed struct {
 	up     net.Conn
 	stop   func() bool
 	once   sync.Once
+	count  RelayCounters
 }
 
 // Hand prepares to relay sess between client (a connection f accepted, TLS
@@ -30,7 +31,7 @@ func (f *Front) Hand(sess *Session, client, up net.Conn, goodbye string, quiet t
 	if f.Draining() {
 		return nil, false
 	}
-	r := &Relayed{sess: sess, up: up}
+	r := &Relayed{sess: sess, up: up, count: f.o.RelayCounters}
 	r.client = NewQuietConn(client, r.Close)
 	r.stop = context.AfterFunc(sess.Context(), r.Close)
 	pc := ConnOf(client)
@@ -61,7 +62,7 @@ func (r *Relayed) Close() {
 func (r *Relayed) Relay(clientBuf, upBuf []byte, idle time.Duration) (RelayStats, error) {
 	defer r.stop()
 	r.client.Conn.SetDeadline(time.Time{})
-	st, err := Relay(r.client, r.up, clientBuf, upBuf, idle)
+	st, err := Relay(r.client, r.up, clientBuf, upBuf, idle, r.count)
 	if cause := context.Cause(r.sess.Context()); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = errors.Join(err, cause)
 	}

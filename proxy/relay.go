@@ -29,6 +29,17 @@ type RelayStats struct {
 	End              RelayEnd
 }
 
+// ByteCounter is told of bytes as a relay moves them, for live metrics.
+// Add must be cheap and safe for concurrent use (a Prometheus counter is).
+type ByteCounter interface{ Add(float64) }
+
+// RelayCounters are a relay's live byte counters, one per direction; a nil
+// field counts nothing.
+type RelayCounters struct {
+	ClientToUpstream ByteCounter
+	UpstreamToClient ByteCounter
+}
+
 // relayBufSize is the copy buffer per direction while data flows: 16 KiB
 // is the largest TLS record's plaintext, so one Read drains a record.
 const relayBufSize = 16 << 10
@@ -68,8 +79,8 @@ type relay struct {
 // its destination so the other side sees the end too. If idle > 0 the session
 // ends after idle without traffic in either direction. Relay closes both
 // connections before it returns. The error is nil for a clean end (EOF, idle
-// timeout, closed by the proxy).
-func Relay(client, upstream net.Conn, clientBuffered, upstreamBuffered []byte, idle time.Duration) (RelayStats, error) {
+// timeout, closed by the proxy). count receives the bytes as they move (metrics).
+func Relay(client, upstream net.Conn, clientBuffered, upstreamBuffered []byte, idle time.Duration, count RelayCounters) (RelayStats, error) {
 	r := &relay{client: client, upstream: upstream, idle: idle, refresh: min(5*time.Second, idle/4)}
 	r.touch(true)
 	var st RelayStats
@@ -88,12 +99,12 @@ func Relay(client, upstream net.Conn, clientBuffered, upstreamBuffered []byte, i
 	}
 	done := make(chan struct{})
 	go func() {
-		finish(r.copy(upstream, client, clientBuffered, &st.ClientToUpstream, EndClient))
+		finish(r.copy(upstream, client, clientBuffered, &st.ClientToUpstream, count.ClientToUpstream, EndClient))
 		close(done)
 	}()
 	// The other direction runs on the caller's goroutine: one goroutine
 	// stack less per session, which idle sessions are mostly made of.
-	finish(r.copy(client, upstream, upstreamBuffered, &st.UpstreamToClient, EndUpstream))
+	finish(r.copy(client, upstream, upstreamBuffered, &st.UpstreamToClient, count.UpstreamToClient, EndUpstream))
 	<-done
 	client.Close()
 	upstream.Close()
@@ -123,8 +134,8 @@ func relayEnd(err error) RelayEnd {
 // directions are done. While src is quiet only a small buffer waits in
 // Read; the first bytes take a big pooled buffer, given back when src has
 // been read for relayHot (see hot).
-func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, side RelayEnd) error {
-	w := &relayWriter{r: r, w: dst, n: n}
+func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, count ByteCounter, side RelayEnd) error {
+	w := &relayWriter{r: r, w: dst, n: n, count: count}
 	if len(buffered) > 0 {
 		if _, err := w.Write(buffered); err != nil {
 			return err
@@ -250,14 +261,18 @@ func (r *relay) touch(force bool) {
 }
 
 type relayWriter struct {
-	r *relay
-	w net.Conn
-	n *int64
+	r     *relay
+	w     net.Conn
+	n     *int64
+	count ByteCounter // nil: not counted live
 }
 
 func (rw *relayWriter) Write(p []byte) (int, error) {
 	n, err := rw.w.Write(p)
 	*rw.n += int64(n)
+	if rw.count != nil && n > 0 {
+		rw.count.Add(float64(n))
+	}
 	return n, err
 }
 

@@ -74,7 +74,7 @@ func TestRelayTLSRecordSizes(t *testing.T) {
 	cli := &tls.Config{RootCAs: roots, ServerName: "relay.test"}
 	client, proxyClient := tlsPair(t, srv, cli)
 	proxyUp, upstream := tlsPair(t, srv, cli)
-	go Relay(proxyClient, proxyUp, nil, nil, time.Minute)
+	go Relay(proxyClient, proxyUp, nil, nil, time.Minute, RelayCounters{})
 	for _, size := range []int{1, relaySmall - 1, relaySmall, relaySmall + 1, 2000, 16 << 10, 40000} {
 		msg := bytes.Repeat([]byte{byte(size)}, size)
 		roundTrip(t, client, upstream, msg)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,7 +47,7 @@ func startRelay(t *testing.T, clientBuf, upBuf []byte, idle time.Duration) (clie
 	proxyUp, upstream := tcpPair(t)
 	res = make(chan relayResult, 1)
 	go func() {
-		st, err := Relay(proxyClient, proxyUp, clientBuf, upBuf, idle)
+		st, err := Relay(proxyClient, proxyUp, clientBuf, upBuf, idle, RelayCounters{})
 		res <- relayResult{st, err}
 	}()
 	return client, upstream, res
@@ -110,7 +111,7 @@ func TestRelayClosedByProxy(t *testing.T) {
 	proxyUp, _ := tcpPair(t)
 	res := make(chan relayResult, 1)
 	go func() {
-		st, err := Relay(proxyClient, proxyUp, nil, nil, time.Hour)
+		st, err := Relay(proxyClient, proxyUp, nil, nil, time.Hour, RelayCounters{})
 		res <- relayResult{st, err}
 	}()
 	client.Write([]byte("x"))
@@ -119,5 +120,39 @@ func TestRelayClosedByProxy(t *testing.T) {
 	r := <-res
 	if r.err != nil || r.st.End != EndClosed {
 		t.Fatalf("stats %+v err %v, want closed", r.st, r.err)
+	}
+}
+
+// sumCounter is a ByteCounter for tests.
+type sumCounter struct{ n atomic.Int64 }
+
+func (c *sumCounter) Add(v float64) { c.n.Add(int64(v)) }
+
+// The live counters see every byte the stats report, buffered bytes included.
+func TestRelayCountersMatchStats(t *testing.T) {
+	client, proxyClient := tcpPair(t)
+	proxyUp, upstream := tcpPair(t)
+	var up, down sumCounter
+	res := make(chan relayResult, 1)
+	go func() {
+		st, err := Relay(proxyClient, proxyUp, []byte("a1 NOOP\r\n"), []byte("* OK\r\n"), time.Minute,
+			RelayCounters{ClientToUpstream: &up, UpstreamToClient: &down})
+		res <- relayResult{st, err}
+	}()
+	big := bytes.Repeat([]byte("x"), 100<<10)
+	go func() { upstream.Write(big); upstream.(*net.TCPConn).CloseWrite() }()
+	client.Write([]byte("a2 LOGOUT\r\n"))
+	client.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, client)
+	io.Copy(io.Discard, upstream)
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if up.n.Load() != r.st.ClientToUpstream || up.n.Load() != int64(len("a1 NOOP\r\na2 LOGOUT\r\n")) {
+		t.Errorf("client->upstream counted %d, stats %d", up.n.Load(), r.st.ClientToUpstream)
+	}
+	if down.n.Load() != r.st.UpstreamToClient || down.n.Load() != int64(6+len(big)) {
+		t.Errorf("upstream->client counted %d, stats %d", down.n.Load(), r.st.UpstreamToClient)
 	}
 }
