@@ -70,6 +70,16 @@ type Options struct {
 	// refuses every link. Return an error wrapping ErrWrongMailbox when the
 	// upstream refuses the token.
 	VerifyMailbox func(ctx context.Context, mailbox, accessToken string) error
+	// OnToken is told of every token request to the provider (a refresh,
+	// a client-credentials or service-account grant): result is "ok",
+	// "relink", "transient" or "config", took how long it lasted. For
+	// metrics; nil tells nothing.
+	OnToken func(result string, took time.Duration)
+	// OnLinkState is told when a mailbox's link changes state: "needs_relink"
+	// (the provider refused its grant), "linked" (linked again, or a refresh
+	// worked after needs_relink). Once per change, never once per login;
+	// for alerts; nil tells nothing.
+	OnLinkState func(mailbox, state, reason string)
 }
 
 // TokenStore keeps refresh tokens (sealed, in cmd's bbolt store).
