@@ -141,6 +141,10 @@ type Manager struct {
 	// allowedTenants are lower-case tenant IDs; empty accepts any tid.
 	allowedTenants []string
 	backoff        time.Duration
+	// hooks are Options.OnToken and Options.OnLinkState, kept for the
+	// files that call them (token.go; errors.go, link.go); nil: no-ops.
+	onToken     func(result string, took time.Duration)
+	onLinkState func(mailbox, state, reason string)
 
 	cache sync.Map // key -> *entry
 	group singleflight.Group
@@ -157,7 +161,8 @@ func New(opts *Options) (*Manager, error) {
 		o.Flow = Delegated
 	}
 	m := &Manager{provider: o.Provider, flow: o.Flow, store: o.Store, httpc: o.HTTPClient,
-		log: o.Logger, now: o.Now, verify: o.VerifyMailbox, backoff: 200 * time.Millisecond}
+		log: o.Logger, now: o.Now, verify: o.VerifyMailbox, backoff: 200 * time.Millisecond,
+		onToken: o.OnToken, onLinkState: o.OnLinkState}
 	for _, t := range o.AllowedTenants {
 		m.allowedTenants = append(m.allowedTenants, strings.ToLower(strings.TrimSpace(t)))
 	}
