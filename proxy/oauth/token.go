@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -118,11 +119,13 @@ func (m *Manager) fetch(ctx context.Context, key, mailbox string) (any, error) {
 	if m.cfg != nil {
 		return m.refresh(ctx, key, mailbox)
 	}
+	start := time.Now()
 	tok, err := m.retry(ctx, func() (*oauth2.Token, error) { return m.appToken(ctx, mailbox) })
 	if err != nil {
-		return nil, m.failed(key, mailbox, "", err)
+		return nil, m.told(start, m.failed(key, mailbox, "", err))
 	}
 	m.put(key, tok, "")
+	m.told(start, nil)
 	return tok.AccessToken, nil
 }
 
@@ -156,13 +159,15 @@ func (m *Manager) refresh(ctx context.Context, key, mailbox string) (any, error)
 	if e != nil && e.deadRT == rt { // refused before: spare the provider
 		return nil, e.deadErr
 	}
+	start := time.Now()
 	tok, err := m.retry(ctx, func() (*oauth2.Token, error) {
 		return m.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
 	})
 	if err != nil {
-		return nil, m.failed(key, mailbox, rt, err)
+		return nil, m.told(start, m.failed(key, mailbox, rt, err))
 	}
 	m.save(key, mailbox, tok, rt)
+	m.told(start, nil)
 	return tok.AccessToken, nil
 }
 
@@ -199,4 +204,28 @@ func (m *Manager) refreshAt(tok *oauth2.Token) time.Time {
 		return m.now().Add(life - earlyRefresh)
 	}
 	return m.now().Add(life / 2)
+}
+
+// told tells Options.OnToken of one token request to the provider (its
+// retries included), which began at start and ended with err (from
+// failed), and returns err. The duration is wall time, not Options.Now.
+func (m *Manager) told(start time.Time, err error) error {
+	if m.onToken != nil {
+		m.onToken(tokenResult(err), time.Since(start))
+	}
+	return err
+}
+
+// tokenResult names err for OnToken. ErrConfig is tested before
+// ErrTransient, which it also matches.
+func tokenResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrRelink):
+		return "relink"
+	case errors.Is(err, ErrConfig):
+		return "config"
+	}
+	return "transient"
 }
