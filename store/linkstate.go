@@ -1,0 +1,30 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// LinkState says whether mailbox has a refresh token at provider and, when
+// the provider refused it, the reason MarkRelink recorded ("" when fine).
+// The OAuth manager reads it before marking or saving, so that a change of
+// state is announced once, and not again after a restart.
+func (s *Store) LinkState(provider, mailbox string) (linked bool, relink string, err error) {
+	mailbox, err = checkTokenArgs(provider, mailbox)
+	if err != nil {
+		return false, "", err
+	}
+	var r *tokenRecord
+	err = s.db.View(func(tx *bolt.Tx) error {
+		r, err = getToken(tx.Bucket(bucketTokens), provider, mailbox)
+		return err
+	})
+	if err != nil {
+		return false, "", fmt.Errorf("link state: %w", err)
+	}
+	if r == nil {
+		return false, "", nil
+	}
+	return true, r.NeedsRelink, nil
+}
