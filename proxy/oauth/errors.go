@@ -111,10 +111,10 @@ func (m *Manager) retry(ctx context.Context, f func() (*oauth2.Token, error)) (*
 }
 
 // failed turns a token endpoint error into ErrRelink (after recording it:
-// MarkRelink, and the dead refresh token is not sent again), ErrConfig or
-// ErrTransient. Only the delegated flow has a grant to re-link; an app
-// flow's "dead grant" (a Google subject outside the domain, say) is the
-// admin's to fix.
+// MarkRelink, OnLinkState once, and the dead refresh token is not sent
+// again), ErrConfig or ErrTransient. Only the delegated flow has a grant
+// to re-link; an app flow's "dead grant" (a Google subject outside the
+// domain, say) is the admin's to fix.
 func (m *Manager) failed(key, mailbox, rt string, err error) error {
 	c, reason := classify(err)
 	log := m.log.With("user", mailbox, "err", reason)
@@ -125,9 +125,7 @@ func (m *Manager) failed(key, mailbox, rt string, err error) error {
 		rerr := fmt.Errorf("%w: %s", ErrRelink, reason)
 		m.cache.Store(key, &entry{deadRT: rt, deadErr: rerr})
 		log.Warn("oauth: provider refused the refresh token; link the mailbox again")
-		if err := m.store.MarkRelink(m.ProviderName(), mailbox, reason); err != nil {
-			m.log.Error("oauth: mark relink", "user", mailbox, "err", err)
-		}
+		m.markDead(mailbox, reason)
 		return rerr
 	case c == transient:
 		log.Warn("oauth: token request failed, will retry later")

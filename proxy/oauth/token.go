@@ -166,7 +166,7 @@ func (m *Manager) refresh(ctx context.Context, key, mailbox string) (any, error)
 	if err != nil {
 		return nil, m.told(start, m.failed(key, mailbox, rt, err))
 	}
-	m.save(key, mailbox, tok, rt)
+	m.saveRefreshed(key, mailbox, tok, rt)
 	m.told(start, nil)
 	return tok.AccessToken, nil
 }
