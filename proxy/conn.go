@@ -21,6 +21,7 @@ type Conn struct {
 	slot     *ConnSlot // the connection's place in Limits
 	timer    *time.Timer
 	loggedIn atomic.Bool
+	preAuth  atomic.Bool // counted in the Meter's pre-auth connections
 	drain    atomic.Pointer[func(force bool) bool]
 	failures atomic.Int32
 	once     sync.Once
@@ -71,8 +72,16 @@ func (c *Conn) PreAuthDeadline() time.Time { return c.deadline }
 // it at once.
 func (c *Conn) LoggedIn() {
 	c.loggedIn.Store(true)
+	c.leavePreAuth()
 	c.timer.Stop()
 	c.slot.LoggedIn() // never dropped to make room now
+}
+
+// leavePreAuth stops counting c as a pre-auth connection, once.
+func (c *Conn) leavePreAuth() {
+	if c.preAuth.CompareAndSwap(true, false) {
+		c.f.o.Meter.PreAuth(c.f.o.Proto, -1)
+	}
 }
 
 // evict closes a connection that has not logged in, to make room for a new
@@ -129,6 +138,7 @@ func (c *Conn) Close() error {
 		if c.timer != nil {
 			c.timer.Stop()
 		}
+		c.leavePreAuth()
 		c.f.remove(c)
 		c.slot.Release()
 	})

@@ -58,7 +58,10 @@ type FrontOptions struct {
 	// RelayCounters count the bytes of relayed sessions as they move
 	// (metrics); zero counts nothing.
 	RelayCounters RelayCounters
-	Logger        *slog.Logger
+	// Meter is told of connections that have not logged in, and gives the
+	// RelayCounters when those are zero (metrics); nil: none.
+	Meter  Meter
+	Logger *slog.Logger
 }
 
 // Front is the lifecycle every front end shares: its listeners, the
@@ -83,6 +86,10 @@ func NewFront(opts *FrontOptions) *Front {
 	f.o.PreAuthTimeout = orDefault(f.o.PreAuthTimeout, DefaultPreAuthTimeout)
 	f.o.HandshakeTimeout = orDefault(f.o.HandshakeTimeout, DefaultHandshakeTimeout)
 	f.o.DrainEvery = orDefault(f.o.DrainEvery, 250*time.Millisecond)
+	f.o.Meter = orNop(f.o.Meter)
+	if f.o.RelayCounters == (RelayCounters{}) {
+		f.o.RelayCounters = f.o.Meter.Relay(f.o.Proto)
+	}
 	f.log = f.o.Logger
 	if f.log == nil {
 		f.log = slog.Default()
@@ -289,8 +296,12 @@ func (l *frontListener) Accept() (net.Conn, error) {
 func (f *Front) admit(nc net.Conn, mode TLSMode) *Conn {
 	remote := RemoteAddr(nc)
 	c := &Conn{Conn: nc, f: f, remote: remote, deadline: time.Now().Add(f.o.PreAuthTimeout)}
+	// Counted before Admit, whose evict may close c at once.
+	c.preAuth.Store(true)
+	f.o.Meter.PreAuth(f.o.Proto, 1)
 	slot, ok := f.o.Limits.Admit(remote, c.evict)
 	if !ok {
+		c.leavePreAuth()
 		f.log.Warn("connection refused: too many connections", "proto", f.o.Proto, "remote", addrString(remote))
 		f.refuse(nc, mode)
 		return nil

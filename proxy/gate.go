@@ -31,7 +31,9 @@ type GateOptions struct {
 	Throttle      *Throttle
 	Limits        *Limits
 	Sessions      *Registry
-	Logger        *slog.Logger
+	// Meter is told of every login and session, for metrics; nil: none.
+	Meter  Meter
+	Logger *slog.Logger
 }
 
 // Gate is the login step every front end uses, in this order: canonical
@@ -40,13 +42,14 @@ type GateOptions struct {
 // Login. One Gate is shared by all front ends, so a guesser gains nothing by
 // switching protocol.
 type Gate struct {
-	o   GateOptions
-	log *slog.Logger
+	o     GateOptions
+	log   *slog.Logger
+	meter Meter
 }
 
 // NewGate returns a Gate.
 func NewGate(opts *GateOptions) *Gate {
-	g := &Gate{o: *opts, log: opts.Logger}
+	g := &Gate{o: *opts, log: opts.Logger, meter: orNop(opts.Meter)}
 	if g.o.Sessions == nil {
 		g.o.Sessions = &Registry{}
 	}
@@ -70,6 +73,7 @@ func (g *Gate) Login(ctx context.Context, req *LoginRequest) (*Session, error) {
 	mailbox, merr := store.CanonicalMailbox(req.Username)
 	if err := g.o.Throttle.Check(req.Remote, mailbox); err != nil {
 		g.logf(slog.LevelWarn, "login refused: throttled", req, req.Username, "")
+		g.meter.Login(req.Proto, LoginThrottled)
 		return nil, err
 	}
 	if merr != nil || req.Password == "" {
@@ -95,10 +99,12 @@ func (g *Gate) Login(ctx context.Context, req *LoginRequest) (*Session, error) {
 func (g *Gate) failed(ctx context.Context, req *LoginRequest, mailbox, user string, err error) error {
 	if !errors.Is(err, ErrAuthFailed) {
 		g.logf(slog.LevelWarn, "login unavailable", req, user, err.Error())
+		g.meter.Login(req.Proto, LoginUnavailable)
 		return err
 	}
 	Sleep(ctx, g.o.Throttle.Failure(req.Remote, mailbox))
 	g.logf(slog.LevelWarn, "login failed", req, user, err.Error())
+	g.meter.Login(req.Proto, LoginFailed)
 	return err
 }
 
@@ -107,6 +113,7 @@ func (g *Gate) register(req *LoginRequest, id *Identity, seq uint64) (*Session, 
 	release, ok := g.o.Limits.Session(req.Proto, id.Mailbox)
 	if !ok {
 		g.logf(slog.LevelWarn, "login refused: too many upstream sessions", req, id.Mailbox, "")
+		g.meter.Login(req.Proto, LoginLimit)
 		return nil, ErrSessionLimit
 	}
 	s := &Session{Proto: req.Proto, Mailbox: id.Mailbox, PasswordID: id.PasswordID,
@@ -114,9 +121,13 @@ func (g *Gate) register(req *LoginRequest, id *Identity, seq uint64) (*Session, 
 	if !g.o.Sessions.Register(s, seq) {
 		release()
 		g.logf(slog.LevelWarn, "login failed", req, id.Mailbox, "password revoked during login")
+		g.meter.Login(req.Proto, LoginFailed)
 		return nil, fmt.Errorf("%w: %w", ErrAuthFailed, ErrRevoked)
 	}
 	s.OnEnd(release)
+	g.meter.Login(req.Proto, LoginOK)
+	g.meter.Sessions(req.Proto, 1)
+	s.OnEnd(func() { g.meter.Sessions(req.Proto, -1) })
 	return s, nil
 }
 

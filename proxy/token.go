@@ -12,6 +12,10 @@ import (
 // once more with a fresh one; after that the mailbox needs re-linking.
 var ErrTokenRefused = fmt.Errorf("upstream refused the token: %w", ErrAuthFailed)
 
+// errNoToken marks a login that got no token, so that it is not counted
+// as the upstream's failure (Gate.UpstreamLogin).
+var errNoToken = errors.New("no access token")
+
 // LoginWithToken gets mailbox's access token from ts and calls login with
 // it. When login fails with ErrTokenRefused, the token is dropped from the
 // cache and login runs once more with a fresh one. Errors wrap
@@ -22,9 +26,9 @@ func LoginWithToken[T any](ctx context.Context, ts TokenSource, mailbox string, 
 		token, err := ts.Token(ctx, mailbox)
 		if err != nil {
 			if !errors.Is(err, ErrAuthFailed) && !errors.Is(err, ErrUnavailable) {
-				err = fmt.Errorf("token: %w: %w", ErrUnavailable, err)
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
-			return zero, err
+			return zero, fmt.Errorf("%w: %w", errNoToken, err)
 		}
 		v, err := login(token)
 		if !errors.Is(err, ErrTokenRefused) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -142,7 +143,9 @@ func (c *conn) login(tag, user, pass string) error {
 	defer sess.End() // after handOff, when the relayed session is over
 	upCtx, upCancel := context.WithDeadline(sess.Context(), c.deadline)
 	defer upCancel()
+	start := time.Now()
 	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
+	c.s.opts.Gate.UpstreamLogin(sess, start, err)
 	if serr := sess.Err(); serr != nil { // revoked or expired meanwhile
 		if err == nil {
 			up.nc.Close()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -168,7 +169,9 @@ func (c *conn) login(user, pass string) error {
 	defer sess.End() // after handOff, when the relayed session is over
 	upCtx, upCancel := context.WithDeadline(sess.Context(), c.deadline)
 	defer upCancel()
+	start := time.Now()
 	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
+	c.s.opts.Gate.UpstreamLogin(sess, start, err)
 	if serr := sess.Err(); serr != nil { // revoked or expired meanwhile
 		if err == nil {
 			up.nc.Close()

@@ -86,7 +86,7 @@ func New(opts *Options) *Server {
 		Proto: proxy.ProtoPOP3, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout, HandshakeTimeout: o.HandshakeTimeout,
 		TLSConfig: o.TLSConfig, RefuseLine: "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
 		DrainEvery: min(max(o.ShutdownQuiet/4, 10*time.Millisecond), 250*time.Millisecond),
-		Logger:     s.log,
+		Meter:      o.Gate.Meter(), Logger: s.log,
 	})
 	s.log = s.log.With("proto", proxy.ProtoPOP3)
 	return s

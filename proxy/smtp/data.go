@@ -95,6 +95,7 @@ func (s *session) logMessage(from string, rcpts int, size int64, reply error) {
 	}
 	lvl("smtp message", "from", from, "recipients", rcpts, "size", size,
 		"reply_code", code, "reply", text)
+	s.srv.opts.Messages.Message(messageResult(code), size)
 }
 
 // clientReader reads the message from the client with a fresh deadline for

@@ -81,6 +81,10 @@ type Options struct {
 	// section 4.5.3.2.7); it does not cover a whole DATA transfer, which gets
 	// dataBlockTimeout per read instead. WriteTimeout bounds each reply.
 	ReadTimeout, WriteTimeout time.Duration
+
+	// Messages is told of every message's result and size (metrics); nil
+	// means none.
+	Messages MessageMeter
 }
 
 // Server is the SMTP submission proxy. It may serve several listeners.
@@ -109,9 +113,12 @@ func New(opts *Options) *Server {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = defaultWriteTimeout
 	}
+	if o.Messages == nil {
+		o.Messages = nopMessages{}
+	}
 	s.front = proxy.NewFront(&proxy.FrontOptions{
 		Proto: proxy.ProtoSMTP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout, HandshakeTimeout: o.HandshakeTimeout,
-		TLSConfig: o.TLSConfig, RefuseLine: tooManyConnsLine, Logger: o.Logger,
+		TLSConfig: o.TLSConfig, RefuseLine: tooManyConnsLine, Meter: o.Gate.Meter(), Logger: o.Logger,
 	})
 	s.log = o.Logger.With("proto", proxy.ProtoSMTP)
 	return s

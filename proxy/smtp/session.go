@@ -155,7 +155,9 @@ func (s *session) authPlain(identity, username, password string) error {
 	}
 	upCtx, upCancel := context.WithTimeout(login.Context(), loginTimeout)
 	defer upCancel()
+	start := time.Now()
 	up, err := s.srv.login(upCtx, login.Mailbox)
+	s.srv.opts.Gate.UpstreamLogin(login, start, err)
 	if lerr := login.Err(); lerr != nil { // revoked or expired meanwhile
 		if err == nil {
 			up.abort()
