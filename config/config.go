@@ -94,6 +94,8 @@ type Config struct {
 	// ProxyProtocol names the balancers trusted on listeners with
 	// proxy_protocol: true.
 	ProxyProtocol ProxyProtocol
+	// Alerts tell of mailbox link changes (webhook, mail); off when left out.
+	Alerts Alerts
 	// ShutdownGrace is how long SIGTERM waits for sessions to end by
 	// themselves before closing them.
 	ShutdownGrace time.Duration

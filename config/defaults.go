@@ -83,6 +83,7 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 		Accounts:      Accounts{Domains: raw.Accounts.Domains, MaxPasswords: DefaultMaxPasswords},
 		Log:           raw.Log,
 		Web:           raw.Web,
+		Alerts:        raw.Alerts,
 		ShutdownGrace: DefaultShutdownGrace,
 	}
 	if raw.ShutdownGrace != nil {
@@ -123,7 +124,7 @@ func (d *doc) resolvePaths(c *Config) {
 	for _, p := range []*string{
 		&c.Store.Path, &c.Store.KeyFile, &c.Admin.Socket, &c.TLS.CertFile, &c.TLS.KeyFile,
 		&c.IMAP.Upstream.CAFile, &c.SMTP.Upstream.CAFile, &c.POP3.Upstream.CAFile,
-		&c.OAuth.ClientSecretFile, &c.OAuth.ServiceAccountFile,
+		&c.OAuth.ClientSecretFile, &c.OAuth.ServiceAccountFile, &c.Alerts.Webhook.SecretFile,
 	} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)

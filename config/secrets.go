@@ -28,7 +28,7 @@ func (d *doc) resolveSecrets(c *Config) error {
 		}
 		o.ServiceAccountKey = key
 	}
-	return nil
+	return d.resolveWebhookSecret(c)
 }
 
 // readSecret returns the file's content without the trailing newline that
