@@ -118,14 +118,10 @@ func cmdAccountList(e *env, args []string) error {
 	return tw.Flush()
 }
 
+// accountState says the link state in the words of "account mailboxes"
+// and the portal's /admin page, so the three agree.
 func accountState(a admin.Account) string {
-	switch {
-	case a.NeedsRelink:
-		return "needs re-link: " + a.Reason
-	case a.Linked:
-		return "linked"
-	}
-	return "not linked"
+	return mailboxState(admin.MailboxRow{Link: a.State, Reason: admin.RelinkWords(a.Reason)})
 }
 
 func cmdAccountUnlink(e *env, args []string) error {

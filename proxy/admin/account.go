@@ -107,6 +107,7 @@ type Account struct {
 	NeedsRelink bool       `json:"needs_relink"`
 	Reason      string     `json:"reason,omitempty"` // the provider's reason to re-link
 	Passwords   int        `json:"passwords"`
+	State       string     `json:"state"` // LinkLinked, LinkNeedsRelink or LinkUnlinked, as account.mailboxes
 }
 
 // ListAccounts (account.list) lists the mailboxes that have app passwords
@@ -124,8 +125,14 @@ func (s *Service) ListAccounts(ctx context.Context, _ ListAccountsArgs) ([]Accou
 }
 
 func toAccount(a store.Account) Account {
-	j := Account{Mailbox: a.Mailbox, Linked: !a.Linked.IsZero(), Passwords: a.Passwords,
+	j := Account{Mailbox: a.Mailbox, State: LinkUnlinked, Linked: !a.Linked.IsZero(), Passwords: a.Passwords,
 		NeedsRelink: a.NeedsRelink != "", Reason: a.NeedsRelink}
+	switch {
+	case j.NeedsRelink:
+		j.State = LinkNeedsRelink
+	case j.Linked:
+		j.State = LinkLinked
+	}
 	if !a.Linked.IsZero() {
 		j.LinkedAt = &a.Linked
 	}
@@ -134,6 +141,10 @@ func toAccount(a store.Account) Account {
 	}
 	return j
 }
+
+// RelinkWords is a provider's reason to re-link (Account.Reason) in the
+// plain words that account.mailboxes and the portal's /admin page show.
+func RelinkWords(reason string) string { return relinkReason(reason) }
 
 // UnlinkArgs are the arguments of account.unlink.
 type UnlinkArgs struct {
@@ -170,5 +181,8 @@ func (s *Service) Unlink(ctx context.Context, a UnlinkArgs) (UnlinkResult, error
 	// end them, so unlinking stops access now and not at token expiry.
 	n := s.closeMailbox(a.Mailbox)
 	s.logFor(ctx).Info("mailbox unlinked", "user", a.Mailbox, "sessions_closed", n)
+	if m, err := store.CanonicalMailbox(a.Mailbox); err == nil && s.onLink != nil {
+		s.onLink(m, LinkUnlinked, "unlinked by an admin")
+	}
 	return UnlinkResult{Mailbox: a.Mailbox, Passwords: len(ps), Sessions: n}, nil
 }

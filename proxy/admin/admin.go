@@ -63,6 +63,10 @@ type Options struct {
 	Settings Settings        // returned by password.create
 	Sessions Sessions        // nil: no live sessions (the CLI without a daemon)
 	Logger   *slog.Logger    // nil: slog.Default()
+	// OnLinkState is told when account.unlink removes a link (state
+	// "unlinked"), as oauth.Options.OnLinkState is of the other changes;
+	// nil tells nothing.
+	OnLinkState func(mailbox, state, reason string)
 }
 
 // Service runs the admin operations on one store.
@@ -74,12 +78,13 @@ type Service struct {
 	settings Settings
 	sessions Sessions
 	log      *slog.Logger
+	onLink   func(mailbox, state, reason string)
 }
 
 // New returns a Service for opts.
 func New(opts *Options) *Service {
 	s := &Service{store: opts.Store, oauth: opts.OAuth, link: opts.Link, domains: opts.Domains,
-		settings: opts.Settings, sessions: opts.Sessions, log: opts.Logger}
+		settings: opts.Settings, sessions: opts.Sessions, log: opts.Logger, onLink: opts.OnLinkState}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
