@@ -96,6 +96,8 @@ type Config struct {
 	ProxyProtocol ProxyProtocol
 	// Alerts tell of mailbox link changes (webhook, mail); off when left out.
 	Alerts Alerts
+	// Metrics is the Prometheus endpoint; off when Metrics.Listen is empty.
+	Metrics Metrics
 	// ShutdownGrace is how long SIGTERM waits for sessions to end by
 	// themselves before closing them.
 	ShutdownGrace time.Duration

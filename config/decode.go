@@ -29,6 +29,7 @@ type rawConfig struct {
 	Limits   rawLimits   `yaml:"limits"`
 	Web      Web         `yaml:"web"`
 	Alerts   Alerts      `yaml:"alerts"`
+	Metrics  rawMetrics  `yaml:"metrics"`
 	// ProxyProtocol is the top-level proxy_protocol section.
 	ProxyProtocol rawProxyProtocol `yaml:"proxy_protocol"`
 	// ShutdownGrace is nil when left out, so that an explicit 0 can mean

@@ -93,6 +93,9 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 	if c.Limits, c.ProxyProtocol, err = d.buildLimits(raw.Limits, raw.ProxyProtocol); err != nil {
 		return nil, err
 	}
+	if c.Metrics, err = d.buildMetrics(raw.Metrics); err != nil {
+		return nil, err
+	}
 	if raw.Accounts.MaxPasswords != nil {
 		c.Accounts.MaxPasswords = *raw.Accounts.MaxPasswords
 	}

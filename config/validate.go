@@ -19,7 +19,7 @@ const maxSocketPath = 107
 func (d *doc) validate(c *Config) error {
 	for _, check := range []func(*Config) error{
 		d.checkHostname, d.checkStore, d.checkTLS, d.checkListeners,
-		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog, d.checkProxyProtocol, d.checkWeb, d.checkAlerts, d.checkShutdown,
+		d.checkOAuth, d.checkUpstreams, d.checkAccounts, d.checkLog, d.checkProxyProtocol, d.checkWeb, d.checkAlerts, d.checkMetrics, d.checkShutdown,
 	} {
 		if err := check(c); err != nil {
 			return err
