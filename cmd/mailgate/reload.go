@@ -298,6 +298,7 @@ func (d *daemon) warnRestart(cfg *config.Config) {
 		"oauth":                  reflect.DeepEqual(old.OAuth, cfg.OAuth),
 		"accounts.max_passwords": old.Accounts.MaxPasswords == cfg.Accounts.MaxPasswords,
 		"log":                    old.Log == cfg.Log,
+		"alerts":                 reflect.DeepEqual(old.Alerts, cfg.Alerts),
 	} {
 		if !same {
 			d.log.Warn("config change needs a restart to apply", "key", key)

@@ -14,6 +14,7 @@ import (
 	"mailgate/config"
 	"mailgate/proxy"
 	"mailgate/proxy/admin"
+	"mailgate/proxy/alerts"
 	"mailgate/proxy/backend"
 	"mailgate/proxy/oauth"
 	"mailgate/store"
@@ -38,8 +39,10 @@ type daemon struct {
 	oauth    *oauth.Manager
 	oauthCfg config.OAuth // the oauth section oauth was built from: a change needs a restart
 	tokens   proxy.TokenSource
-	throttle *proxy.Throttle // one for every protocol: switching protocol gains a guesser nothing
+	alerts   *alerts.Notifier // link alerts (webhook, mail); nil when off
+	throttle *proxy.Throttle  // one for every protocol: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
+	obs      observability // the metrics endpoint; off without a metrics section
 	admin    net.Listener
 	unwatch  context.CancelFunc // stops the certificate watcher
 	hup      chan os.Signal     // SIGHUP: reload
@@ -96,8 +99,13 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.store = st
+	d.newMetrics(st)
 	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
-	svc := newService(d.cfg, st, &d.sessions, d.log)
+	if d.alerts, err = newAlerts(d.cfg, func() proxy.TokenSource { return d.tokens }, d.log); err != nil {
+		return err
+	}
+	svc := newService(d.cfg, st, &d.sessions, d.log, d.alertHook, d.metricsHook)
+	d.alertUnlinks(svc)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
 	if svc.oauth == nil {
 		_, err := newOAuth(d.cfg, st, d.log)
@@ -112,14 +120,17 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.adminSvc, d.oauth, d.oauthCfg = svc.admin(), svc.oauth, d.cfg.OAuth
+	d.tokens = backend.NewTokens(svc.oauth) // before any request: the alerts' mail uses it
 	go serveAdmin(d.admin, d.adminSvc, d.log)
-	d.tokens = backend.NewTokens(svc.oauth)
 	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
 	specs, err := d.plan(d.cfg, d.certs, d.throttle, d.limits)
 	if err != nil {
 		return err
 	}
-	return d.apply(d.cfg, specs)
+	if err := d.apply(d.cfg, specs); err != nil {
+		return err
+	}
+	return d.serveMetrics()
 }
 
 // wait runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
@@ -143,6 +154,7 @@ func (d *daemon) stop() error {
 	if d.hup != nil {
 		signal.Stop(d.hup)
 	}
+	d.obs.stopping.Store(true) // /readyz: 503 while sessions drain
 	if d.admin != nil {
 		d.admin.Close()
 	}
@@ -169,6 +181,8 @@ func (d *daemon) stop() error {
 			errs[i] = nil
 		}
 	}
+	d.closeAlerts() // before the store: the mail to users needs tokens
+	d.closeMetrics()
 	if d.store != nil {
 		errs[len(servers)] = d.store.Close()
 	}

@@ -23,6 +23,8 @@ type service struct {
 	// change at a reload); nil means the config's.
 	domains func() []string
 	log     *slog.Logger
+	// onLinkState is told of unlinks (the daemon's alerts); nil: nobody.
+	onLinkState func(mailbox, state, reason string)
 }
 
 // admin returns the admin operations on s's store.
@@ -35,6 +37,7 @@ func (s *service) admin() *admin.Service {
 		Store: s.store, OAuth: s.oauth, Link: linkFlow(cfg.OAuth),
 		Domains:  s.domains,
 		Settings: clientSettings(cfg), Sessions: s.sessions, Logger: s.log,
+		OnLinkState: s.onLinkState,
 	})
 }
 

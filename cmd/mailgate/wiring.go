@@ -21,10 +21,11 @@ import (
 
 // newService builds the admin service. A config whose oauth section cannot
 // be used still allows the password commands.
-// sessions is nil outside the daemon (no live sessions to end).
-func newService(cfg *config.Config, st *store.Store, sessions admin.Sessions, log *slog.Logger) *service {
+// sessions is nil outside the daemon (no live sessions to end). hooks
+// set the OAuth manager's callbacks (the daemon's alerts).
+func newService(cfg *config.Config, st *store.Store, sessions admin.Sessions, log *slog.Logger, hooks ...func(*oauth.Options)) *service {
 	s := &service{cfg: cfg, store: st, sessions: sessions, log: log}
-	if m, err := newOAuth(cfg, st, log); err == nil {
+	if m, err := newOAuth(cfg, st, log, hooks...); err == nil {
 		s.oauth = m
 	} else {
 		log.Debug("oauth unavailable", "err", err)
@@ -32,8 +33,9 @@ func newService(cfg *config.Config, st *store.Store, sessions admin.Sessions, lo
 	return s
 }
 
-// newOAuth turns the oauth section into the manager's Options.
-func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Manager, error) {
+// newOAuth turns the oauth section into the manager's Options; hooks set
+// its callbacks.
+func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger, hooks ...func(*oauth.Options)) (*oauth.Manager, error) {
 	o := cfg.OAuth
 	opts := &oauth.Options{
 		Provider: provider(o.Provider), Flow: flow(o.Flow), Tenant: o.Tenant, AllowedTenants: o.AllowedTenants,
@@ -47,6 +49,9 @@ func newOAuth(cfg *config.Config, st *store.Store, log *slog.Logger) (*oauth.Man
 		return nil, fmt.Errorf("imap.upstream: %w", err)
 	}
 	opts.VerifyMailbox = verifyMailbox(up)
+	for _, h := range hooks {
+		h(opts)
+	}
 	return oauth.New(opts)
 }
 

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"mailgate/config"
+	"mailgate/proxy"
+	"mailgate/proxy/alerts"
+	"mailgate/proxy/oauth"
+	"mailgate/proxy/smtp"
+	"mailgate/store"
+)
+
+// The store tells the OAuth manager what it recorded, so a dead link is
+// announced once and not again after a restart.
+var _ oauth.LinkStateReader = (*store.Store)(nil)
+
+// alertsDrain is how long a stopping daemon still tries to deliver the
+// queued alerts: the queues live in memory, and systemd's stop timeout
+// (90 s by default) bounds the whole shutdown.
+const alertsDrain = 5 * time.Second
+
+// newAlerts turns the alerts section into a Notifier; nil when neither a
+// webhook nor a mail sender is configured. The mail goes through the SMTP
+// upstream logged in as alerts.mail.from with tokens(), the daemon's token
+// source, which exists only once the OAuth manager does.
+func newAlerts(cfg *config.Config, tokens func() proxy.TokenSource, log *slog.Logger) (*alerts.Notifier, error) {
+	a := cfg.Alerts
+	if a.Webhook.URL == "" && a.Mail.From == "" {
+		return nil, nil
+	}
+	opts := &alerts.Options{WebhookURL: a.Webhook.URL, WebhookSecret: a.Webhook.Secret, Logger: log}
+	if a.Mail.From != "" {
+		up, err := upstream(cfg.SMTP.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("%s: smtp.upstream: %w", cfg.File, err)
+		}
+		send := func(ctx context.Context, from, to string, msg []byte) error {
+			return smtp.Send(ctx, &smtp.SendOptions{Tokens: tokens(), Upstream: up, Hostname: cfg.Hostname}, from, to, msg)
+		}
+		opts.Mail = &alerts.MailOptions{From: a.Mail.From, PortalURL: cfg.Web.PublicURL, Send: send}
+	}
+	return alerts.New(opts), nil
+}
+
+// alertHook lets the OAuth manager tell the Notifier of link changes.
+func (d *daemon) alertHook(o *oauth.Options) {
+	if d.alerts != nil {
+		o.OnLinkState = d.alerts.Notify
+	}
+}
+
+// closeAlerts delivers what it can of the queued alerts, then stops.
+func (d *daemon) closeAlerts() {
+	if d.alerts == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), alertsDrain)
+	defer cancel()
+	if err := d.alerts.Close(ctx); err != nil {
+		d.log.Warn("alerts: some were not delivered before the daemon stopped", "err", err)
+	}
+}
+
+// alertUnlinks lets the admin operations tell the Notifier of unlinks.
+func (d *daemon) alertUnlinks(s *service) {
+	if d.alerts != nil {
+		s.onLinkState = d.alerts.Notify
+	}
+}
