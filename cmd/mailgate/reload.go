@@ -89,7 +89,7 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 		return nil, err
 	}
 	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: d.auth, Throttle: th, Limits: lim,
-		Sessions: &d.sessions, Logger: d.log})
+		Sessions: &d.sessions, Meter: d.meter(), Logger: d.log})
 	var specs []frontSpec
 	add := func(proto string, l config.Listener, build func(*tls.Config) server) error {
 		mode := tlsMode(l.TLS)
@@ -114,7 +114,8 @@ func (d *daemon) plan(cfg *config.Config, certs *proxy.CertLoader, th *proxy.Thr
 		err := add(proxy.ProtoSMTP, l, func(tc *tls.Config) server {
 			return smtp.New(&smtp.Options{Gate: gate, Tokens: d.tokens, Upstream: smtpUp,
 				TLSConfig: tc, Limits: lim, Logger: d.log, Hostname: cfg.Hostname,
-				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize})
+				HandshakeTimeout: cfg.Limits.TLSHandshakeTimeout, MaxMessageBytes: cfg.SMTP.MaxMessageSize,
+				Messages: d.messages()})
 		})
 		if err != nil {
 			return nil, err
@@ -254,7 +255,9 @@ func (d *daemon) reloadWith(cfg *config.Config) error {
 	}
 	d.cfg, d.throttle, d.limits = cfg, th, lim
 	d.auth.SetDomains(cfg.Accounts.Domains)
-	if err := d.apply(cfg, specs); err != nil {
+	err = d.apply(cfg, specs)
+	d.obs.listenFailed.Store(err != nil) // /readyz
+	if err != nil {
 		d.log.Error("config reloaded, but a listener could not open", "err", err)
 		return nil
 	}
@@ -298,6 +301,7 @@ func (d *daemon) warnRestart(cfg *config.Config) {
 		"oauth":                  reflect.DeepEqual(old.OAuth, cfg.OAuth),
 		"accounts.max_passwords": old.Accounts.MaxPasswords == cfg.Accounts.MaxPasswords,
 		"log":                    old.Log == cfg.Log,
+		"metrics":                reflect.DeepEqual(old.Metrics, cfg.Metrics),
 		"alerts":                 reflect.DeepEqual(old.Alerts, cfg.Alerts),
 	} {
 		if !same {
