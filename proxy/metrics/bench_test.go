@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"mailgate/proxy"
 )
@@ -39,4 +40,34 @@ func BenchmarkGateLogin(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkGateLoginRatio reports the cost of metrics as one number, the
+// time of a login with metrics over one without ("on/off"): blocks of
+// logins alternate between two Gates, so that load from other processes
+// falls on both alike.
+func BenchmarkGateLoginRatio(b *testing.B) {
+	gate := func(meter proxy.Meter) *proxy.Gate {
+		return proxy.NewGate(&proxy.GateOptions{Authenticator: auth{}, Throttle: proxy.NewThrottle(nil),
+			Limits: proxy.NewLimits(&proxy.LimitsOptions{SessionsPerMailbox: 1 << 20}), Meter: meter, Logger: discard})
+	}
+	gates := [2]*proxy.Gate{gate(nil), gate(New(&Options{}))}
+	var took [2]time.Duration
+	req := &proxy.LoginRequest{Username: "alice@example.com", Password: "good", Proto: proxy.ProtoIMAP,
+		Remote: netip.MustParseAddr("192.0.2.1")}
+	const block = 500
+	for i := 0; i < b.N; i += block {
+		for k, g := range gates {
+			start := time.Now()
+			for range block {
+				s, err := g.Login(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.End()
+			}
+			took[k] += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(took[1])/float64(took[0]), "on/off")
 }
