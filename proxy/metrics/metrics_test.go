@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -214,4 +215,44 @@ func TestMailboxesCached(t *testing.T) {
 	check(2, 2)
 	now, fail = now.Add(DefaultMailboxesFor), true
 	check(2, 3)
+}
+
+// tokens is a TokenSource for Gate.UpstreamLogin's test.
+type tokens struct{ err error }
+
+func (ts tokens) Token(context.Context, string) (string, error) { return "t", ts.err }
+func (tokens) Invalidate(string, string)                        {}
+
+// TestGateUpstreamLogin: an upstream login is told with its kind, but not
+// a login that got no token (the provider's failure, in the token
+// metrics) nor one cut by a revoke.
+func TestGateUpstreamLogin(t *testing.T) {
+	m := New(&Options{})
+	reg := &proxy.Registry{}
+	g := proxy.NewGate(&proxy.GateOptions{Authenticator: auth{}, Sessions: reg, Meter: m})
+	sess, err := login(g, proxy.ProtoIMAP, "alice@example.com", "good", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.End()
+	upLogin := func(ts tokens, upErr error) {
+		start := time.Now()
+		_, err := proxy.LoginWithToken(context.Background(), ts, sess.Mailbox, func(string) (int, error) { return 0, upErr })
+		g.UpstreamLogin(sess, start, err)
+	}
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	upLogin(tokens{}, nil)
+	upLogin(tokens{}, fmt.Errorf("%w: dial upstream: %w", proxy.ErrUnavailable, dial))
+	upLogin(tokens{err: fmt.Errorf("%w: provider down", proxy.ErrUnavailable)}, nil)
+	reg.CloseMailbox(sess.Mailbox)
+	upLogin(tokens{}, fmt.Errorf("%w: %w", proxy.ErrUnavailable, proxy.ErrRevoked))
+	if v := value(t, m, "mailgate_upstream_login_duration_seconds", "proto", "imap"); v != 2 {
+		t.Errorf("upstream logins told: %v, want 2", v)
+	}
+	if v := value(t, m, "mailgate_upstream_errors_total", "proto", "imap", "kind", proxy.UpstreamDial); v != 1 {
+		t.Errorf("dial errors: %v, want 1", v)
+	}
+	if v := value(t, m, "mailgate_upstream_errors_total", "proto", "imap", "kind", proxy.UpstreamProtocol); v != 0 {
+		t.Errorf("protocol errors: %v, want 0 (no token, revoked)", v)
+	}
 }
