@@ -62,6 +62,8 @@ func (nopMeter) Sessions(string, int)                       {}
 func (nopMeter) PreAuth(string, int)                        {}
 func (nopMeter) UpstreamLogin(string, time.Duration, error) {}
 func (nopMeter) Relay(string) RelayCounters                 { return RelayCounters{} }
+
+// orNop returns m, or a Meter that does nothing for nil.
 func orNop(m Meter) Meter {
 	if m == nil {
 		return nopMeter{}
