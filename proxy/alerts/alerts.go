@@ -62,12 +62,14 @@ type Event struct {
 type Options struct {
 	WebhookURL    string       // "" sends no webhook
 	WebhookSecret []byte       // HMAC-SHA256 key of X-Mailgate-Signature
-	HTTPClient    *http.Client // nil: attemptTimeout per post
+	HTTPClient    *http.Client // nil: attemptTimeout per post, redirects not followed
 	Mail          *MailOptions // nil sends no mail
 	QueueSize     int          // per queue; 0: defaultQueueSize
-	Backoff       time.Duration
-	Logger        *slog.Logger     // nil: slog.Default()
-	Now           func() time.Time // nil: time.Now
+	// Backoff is the wait before the first retry, doubled for each next
+	// one up to maxBackoff; 0: firstBackoff.
+	Backoff time.Duration
+	Logger  *slog.Logger     // nil: slog.Default()
+	Now     func() time.Time // nil: time.Now
 }
 
 // MailOptions configure the mail to a user whose link died.
@@ -114,7 +116,7 @@ func New(opts *Options) *Notifier {
 		o.Backoff = firstBackoff
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: attemptTimeout}
+		o.HTTPClient = &http.Client{Timeout: attemptTimeout, CheckRedirect: noRedirect}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if o.WebhookURL != "" {
@@ -222,6 +224,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// noRedirect makes a 3xx the receiver's answer: following it would turn
+// the POST into a GET without the body (RFC 9110 section 15.4) whose 2xx
+// would count as delivered.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // drain reads and closes a response body so its connection is reused.
 func drain(rc io.ReadCloser) {

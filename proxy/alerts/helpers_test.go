@@ -49,6 +49,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		status, r.script = r.script[0], r.script[1:]
 	}
 	r.mu.Unlock()
+	if status/100 == 3 {
+		w.Header().Set("Location", "/moved") // a client that follows posts again
+	}
 	w.WriteHeader(status)
 }
 

@@ -109,14 +109,16 @@ func TestWebhookGivesUp(t *testing.T) {
 }
 
 // TestWebhookRefused: a 4xx other than 408 and 429 is the receiver's
-// final word: no retry.
+// final word, and so is a redirect, which is not followed: no retry.
 func TestWebhookRefused(t *testing.T) {
-	r := newReceiver(t, 400, 400)
-	n, w := start(t, &Options{WebhookURL: r.URL})
-	n.Notify("alice@example.com", NeedsRelink, "invalid_grant")
-	closeNow(t, n)
-	if len(r.got()) != 1 || len(w.all()) != 0 {
-		t.Fatalf("%d posts, %d waits; want 1 and 0", len(r.got()), len(w.all()))
+	for _, status := range []int{400, 404, 302} {
+		r := newReceiver(t, status, status)
+		n, w := start(t, &Options{WebhookURL: r.URL})
+		n.Notify("alice@example.com", NeedsRelink, "invalid_grant")
+		closeNow(t, n)
+		if len(r.got()) != 1 || len(w.all()) != 0 {
+			t.Fatalf("HTTP %d: %d posts, %d waits; want 1 and 0", status, len(r.got()), len(w.all()))
+		}
 	}
 }
 
