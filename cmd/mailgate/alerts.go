@@ -65,9 +65,26 @@ func (d *daemon) closeAlerts() {
 	}
 }
 
-// alertUnlinks lets the admin operations tell the Notifier of unlinks.
-func (d *daemon) alertUnlinks(s *service) {
-	if d.alerts != nil {
-		s.onLinkState = d.alerts.Notify
+// wireAlerts lets the admin operations tell the Notifier of unlinks, and
+// warns at start when alerts.mail.from cannot send: with the delegated
+// flow it needs a link of its own, or the first dead link would go
+// unmailed, the silent failure alerts are for.
+func (d *daemon) wireAlerts(s *service) {
+	if d.alerts == nil {
+		return
+	}
+	s.onLinkState = d.alerts.Notify
+	from := d.cfg.Alerts.Mail.From
+	if from == "" || s.oauth == nil || d.cfg.OAuth.Flow == config.FlowApp {
+		return
+	}
+	linked, relink, err := s.store.LinkState(s.oauth.ProviderName(), from)
+	switch {
+	case err != nil:
+		d.log.Warn("alerts: cannot read the link of alerts.mail.from", "user", from, "err", err)
+	case !linked:
+		d.log.Warn("alerts: alerts.mail.from is not linked, so no mail can be sent; link it with: mailgate account link "+from, "user", from)
+	case relink != "":
+		d.log.Warn("alerts: alerts.mail.from needs linking again, so no mail can be sent", "user", from, "reason", relink)
 	}
 }

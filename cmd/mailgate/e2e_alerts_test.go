@@ -119,15 +119,17 @@ func newAlertsE2E(t *testing.T, r *hookReceiver) *e2e {
 	return e
 }
 
-// TestE2EAlerts: a linked mailbox whose grant the provider revokes while
-// several clients log in makes one signed webhook call and one mail to its
-// user, read back from Dovecot over IMAP; a restarted daemon does not
-// announce it again; a re-link makes one more call (linked), an unlink
-// another (unlinked).
+// TestE2EAlerts: a daemon whose alerts.mail.from is not linked warns at
+// start. A linked mailbox whose grant the provider revokes while several
+// clients log in makes one signed webhook call and one mail to its user,
+// read back from Dovecot over IMAP; a restarted daemon does not announce it
+// again; a re-link makes one more call (linked), an unlink another
+// (unlinked).
 func TestE2EAlerts(t *testing.T) {
 	t.Parallel()
 	r := newHookReceiver(t)
 	e := newAlertsE2E(t, r)
+	e.d.waitLog(t, "alerts.mail.from is not linked", alertFrom) // the start warns
 	e.user(alertFrom)
 	r.next(t, alertFrom, "linked")
 	const user = "gone@example.com"
@@ -150,6 +152,9 @@ func TestE2EAlerts(t *testing.T) {
 	}
 
 	e.restart()
+	if strings.Contains(e.d.logText(), "alerts.mail.from is not linked") {
+		t.Error("the restarted daemon warns that alerts.mail.from, linked now, is not")
+	}
 	failingLogins(t, e, user, pass, 3)
 	e.mustLink(user)
 	r.next(t, user, "linked") // and not a second needs_relink before it

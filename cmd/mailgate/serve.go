@@ -105,7 +105,7 @@ func (d *daemon) start() error {
 		return err
 	}
 	svc := newService(d.cfg, st, &d.sessions, d.log, d.alertHook, d.metricsHook)
-	d.alertUnlinks(svc)
+	d.wireAlerts(svc)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
 	if svc.oauth == nil {
 		_, err := newOAuth(d.cfg, st, d.log)
