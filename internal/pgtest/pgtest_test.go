@@ -1,0 +1,38 @@
+package pgtest
+
+import (
+	"net"
+	"strconv"
+	"testing"
+)
+
+// TestStartStop starts a cluster, creates a database, and checks the port
+// is closed after Stop and open again after Start.
+func TestStartStop(t *testing.T) {
+	_, c := Start(t)
+	c.NewDatabase(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port()))
+	if err := dial(addr); err != nil {
+		t.Fatalf("running cluster: %v", err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(addr); err == nil {
+		t.Fatal("stopped cluster still accepts connections")
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(addr); err != nil {
+		t.Fatalf("restarted cluster: %v", err)
+	}
+}
+
+func dial(addr string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
