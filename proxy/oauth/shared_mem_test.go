@@ -50,3 +50,9 @@ func (s *memStore) ForgetAccess(provider, mailbox, token string) error {
 func (s *memStore) LockRefresh(context.Context, string, string) (func(), error) {
 	return func() {}, nil
 }
+
+func (s *memStore) setFail(fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failAll = fail
+}

@@ -252,3 +252,37 @@ func accountOf(t *testing.T, s *store.Store, mailbox string) store.Account {
 	t.Fatalf("no account %s", mailbox)
 	return store.Account{}
 }
+
+// TestPendingSavedAgain: a rotated refresh token the store refused is saved
+// again (after saveRetry, started by a login served from the cache), so
+// that another instance, or this one after a restart, can refresh with it.
+func TestPendingSavedAgain(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil)
+	st := newMemStore()
+	st.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
+	clock := &fakeClock{now: time.Now()}
+	o := delegatedOptions(srv, st)
+	o.Now = clock.Now
+	m := newManager(t, o)
+	st.setFail(true)
+	mustToken(t, m, alice)
+	rotated := m.entry(alice).pending.Refresh
+	if rotated == "" || st.token(alice) == rotated {
+		t.Fatalf("rotated token kept in memory: %v", rotated != "")
+	}
+	st.setFail(false)
+	clock.Add(saveRetry)
+	mustToken(t, m, alice) // from the cache; starts the save
+	for deadline := time.Now().Add(10 * time.Second); st.token(alice) != rotated; {
+		if time.Now().After(deadline) { // a hang guard, not a timing assertion
+			t.Fatal("rotated refresh token never saved again")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	other := delegatedOptions(srv, st)
+	other.Now = func() time.Time { return clock.Now().Add(2 * time.Hour) }
+	if tok := mustToken(t, newManager(t, other), alice); !srv.ValidFor(tok, alice) || st.relinkReason(alice) != "" {
+		t.Fatalf("another instance with the saved token: relink %q", st.relinkReason(alice))
+	}
+}
