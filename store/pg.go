@@ -152,10 +152,44 @@ func (p *pgDB) inTx(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	return p.inTxFor(pgQueryTimeout, fn)
 }
 
+// inTxFor runs fn in one transaction bounded by d, retried once as retry
+// says unless the failure came at COMMIT, where the outcome is unknown.
+// fn must start from scratch each time it is called.
 func (p *pgDB) inTxFor(d time.Duration, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return pgError(pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return fn(ctx, tx) }))
+	committing := false
+	return p.retry(ctx, func() (bool, error) {
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			if err := fn(ctx, tx); err != nil {
+				return err
+			}
+			committing = true
+			return nil
+		})
+		return !committing, err
+	})
+}
+
+// read runs a read-only fn, retried once as retry says.
+func (p *pgDB) read(ctx context.Context, fn func() error) error {
+	return p.retry(ctx, func() (bool, error) { return true, fn() })
+}
+
+// retry runs fn and, when it failed for want of a working connection and
+// may be repeated, empties the pool and runs it once more. A restart or
+// failover of the database leaves every idle connection of the pool dead,
+// and the pool learns it only by using them: without this, each would
+// fail one login after the database is back.
+func (p *pgDB) retry(ctx context.Context, fn func() (again bool, err error)) error {
+	again, err := fn()
+	err = pgError(err)
+	if !again || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+		return err
+	}
+	p.pool.Reset()
+	_, err = fn()
+	return pgError(err)
 }
 
 func (p *pgDB) close() error {
@@ -182,21 +216,23 @@ func (p *pgDB) backup(io.Writer) (int64, error) {
 func (p *pgDB) keyCheck() (check []byte, hasData bool, err error) {
 	ctx, cancel := op()
 	defer cancel()
-	err = p.pool.QueryRow(ctx, `SELECT (SELECT v FROM mailgate_meta WHERE k = 'keycheck'),
+	err = p.read(ctx, func() error {
+		return p.pool.QueryRow(ctx, `SELECT (SELECT v FROM mailgate_meta WHERE k = 'keycheck'),
 		EXISTS (SELECT 1 FROM mailgate_passwords) OR EXISTS (SELECT 1 FROM mailgate_tokens)`).Scan(&check, &hasData)
-	return check, hasData, pgError(err)
+	})
+	return check, hasData, err
 }
 
 func (p *pgDB) setKeyCheck(v []byte) ([]byte, error) {
-	ctx, cancel := op()
-	defer cancel()
-	_, err := p.pool.Exec(ctx, `INSERT INTO mailgate_meta (k, v) VALUES ('keycheck', $1) ON CONFLICT DO NOTHING`, v)
-	if err != nil {
-		return nil, pgError(err)
-	}
 	var have []byte
-	err = p.pool.QueryRow(ctx, `SELECT v FROM mailgate_meta WHERE k = 'keycheck'`).Scan(&have)
-	return have, pgError(err)
+	err := p.inTx(func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO mailgate_meta (k, v) VALUES ('keycheck', $1) ON CONFLICT DO NOTHING`, v)
+		if err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT v FROM mailgate_meta WHERE k = 'keycheck'`).Scan(&have)
+	})
+	return have, err
 }
 
 // notify sends a change to every instance's listener when tx commits

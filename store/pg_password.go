@@ -22,22 +22,23 @@ SELECT value FROM mailgate_padding WHERE n < $3 - (SELECT count(*) FROM r)`
 func (p *pgDB) match(mailbox string, known bool, mac []byte, maxPw int) (*pwRecord, error) {
 	ctx, cancel := op()
 	defer cancel()
-	rows, err := p.pool.Query(ctx, matchSQL, mailbox, known, maxPw)
-	if err != nil {
-		return nil, pgError(err)
-	}
-	defer rows.Close()
 	var found []byte
-	for rows.Next() {
-		// RawValues: bytea comes in binary format, the stored bytes
-		// themselves, valid until the next row; only a match is copied.
-		v := rows.RawValues()[0]
-		if subtle.ConstantTimeCompare(recordHash(v), mac) == 1 && found == nil {
-			found = bytes.Clone(v)
+	err := p.read(ctx, func() error {
+		found = nil
+		rows, _ := p.pool.Query(ctx, matchSQL, mailbox, known, maxPw)
+		defer rows.Close()
+		for rows.Next() {
+			// RawValues: bytea comes in binary format, the stored bytes
+			// themselves, valid until the next row; only a match is copied.
+			v := rows.RawValues()[0]
+			if subtle.ConstantTimeCompare(recordHash(v), mac) == 1 && found == nil {
+				found = bytes.Clone(v)
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, pgError(err)
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return decodeMatch(found), nil
 }
@@ -83,12 +84,15 @@ func (p *pgDB) getPassword(mailbox, id string) (*pwRecord, error) {
 	ctx, cancel := op()
 	defer cancel()
 	var v []byte
-	err := p.pool.QueryRow(ctx, `SELECT value FROM mailgate_passwords WHERE mailbox = $1 AND id = $2`, mailbox, id).Scan(&v)
-	if err == pgx.ErrNoRows {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, pgError(err)
+	err := p.read(ctx, func() error {
+		err := p.pool.QueryRow(ctx, `SELECT value FROM mailgate_passwords WHERE mailbox = $1 AND id = $2`, mailbox, id).Scan(&v)
+		if err == pgx.ErrNoRows {
+			v, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeRecord(v)
 }
@@ -96,22 +100,23 @@ func (p *pgDB) getPassword(mailbox, id string) (*pwRecord, error) {
 func (p *pgDB) listPasswords(mailbox string) ([]Password, error) {
 	ctx, cancel := op()
 	defer cancel()
-	rows, err := p.pool.Query(ctx, `SELECT mailbox, value FROM mailgate_passwords WHERE $1 = '' OR mailbox = $1`, mailbox)
-	if err != nil {
-		return nil, pgError(err)
-	}
 	var out []Password
-	var m string
-	var v []byte
-	_, err = pgx.ForEachRow(rows, []any{&m, &v}, func() error {
-		r, err := decodeRecord(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m, err)
-		}
-		out = append(out, r.password(m))
-		return nil
+	err := p.read(ctx, func() error {
+		out = nil
+		rows, _ := p.pool.Query(ctx, `SELECT mailbox, value FROM mailgate_passwords WHERE $1 = '' OR mailbox = $1`, mailbox)
+		var m string
+		var v []byte
+		_, err := pgx.ForEachRow(rows, []any{&m, &v}, func() error {
+			r, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m, err)
+			}
+			out = append(out, r.password(m))
+			return nil
+		})
+		return err
 	})
-	return out, pgError(err)
+	return out, err
 }
 
 func (p *pgDB) revokePassword(mailbox, id string) (Password, error) {
@@ -141,6 +146,7 @@ func (p *pgDB) revokePassword(mailbox, id string) (Password, error) {
 func (p *pgDB) revokeAll(mailbox string) ([]Password, error) {
 	var out []Password
 	err := p.inTx(func(ctx context.Context, tx pgx.Tx) error {
+		out = nil
 		rows, err := tx.Query(ctx, `DELETE FROM mailgate_passwords WHERE mailbox = $1 RETURNING value`, mailbox)
 		if err != nil {
 			return err

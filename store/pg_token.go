@@ -16,13 +16,16 @@ func (p *pgDB) getToken(provider, mailbox string) (*tokenRecord, error) {
 	ctx, cancel := op()
 	defer cancel()
 	var v []byte
-	err := p.pool.QueryRow(ctx, `SELECT value FROM mailgate_tokens WHERE provider = $1 AND mailbox = $2`,
-		provider, mailbox).Scan(&v)
-	if err == pgx.ErrNoRows {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, pgError(err)
+	err := p.read(ctx, func() error {
+		err := p.pool.QueryRow(ctx, `SELECT value FROM mailgate_tokens WHERE provider = $1 AND mailbox = $2`,
+			provider, mailbox).Scan(&v)
+		if err == pgx.ErrNoRows {
+			v, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeToken(v, provider, mailbox)
 }
@@ -84,12 +87,15 @@ func (p *pgDB) readOnly(fn func(ctx context.Context, tx pgx.Tx) error) error {
 	ctx, cancel := op()
 	defer cancel()
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
-	return pgError(pgx.BeginTxFunc(ctx, p.pool, opts, func(tx pgx.Tx) error { return fn(ctx, tx) }))
+	return p.read(ctx, func() error {
+		return pgx.BeginTxFunc(ctx, p.pool, opts, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	})
 }
 
 func (p *pgDB) accounts() ([]Account, error) {
 	var out []Account
 	err := p.readOnly(func(ctx context.Context, tx pgx.Tx) error {
+		out = nil
 		counts := make(map[string]int)
 		var m, provider string
 		var n int
