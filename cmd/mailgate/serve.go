@@ -41,7 +41,9 @@ type daemon struct {
 	throttle *proxy.Throttle // one for every protocol: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
 	admin    net.Listener
+	changes  *changes           // the shared store's change feed -> sessions
 	unwatch  context.CancelFunc // stops the certificate watcher
+	unfeed   context.CancelFunc // stops re-checking sessions after a feed outage
 	hup      chan os.Signal     // SIGHUP: reload
 
 	// fronts are the front ends serving now, by frontKey; retired ones
@@ -91,11 +93,16 @@ func (d *daemon) start() error {
 	// the daemon answers cannot kill it (its default action).
 	d.hup = make(chan os.Signal, 1)
 	signal.Notify(d.hup, syscall.SIGHUP)
-	st, err := openStore(d.cfg, d.log)
+	d.changes = newChanges(&d.sessions, d.cfg.OAuth.Flow == config.FlowDelegated, d.log)
+	st, err := openStore(d.cfg, d.log, d.changes.apply)
 	if err != nil {
 		return err
 	}
 	d.store = st
+	d.changes.store.Store(st)
+	var feedCtx context.Context
+	feedCtx, d.unfeed = context.WithCancel(context.Background())
+	go d.changes.run(feedCtx)
 	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
 	svc := newService(d.cfg, st, &d.sessions, d.log)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
@@ -112,6 +119,7 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.adminSvc, d.oauth, d.oauthCfg = svc.admin(), svc.oauth, d.cfg.OAuth
+	d.changes.oauth.Store(svc.oauth)
 	go serveAdmin(d.admin, d.adminSvc, d.log)
 	d.tokens = backend.NewTokens(svc.oauth)
 	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
@@ -168,6 +176,9 @@ func (d *daemon) stop() error {
 			d.log.Warn("sessions still open after the grace period were closed", "grace", d.cfg.ShutdownGrace)
 			errs[i] = nil
 		}
+	}
+	if d.unfeed != nil {
+		d.unfeed()
 	}
 	if d.store != nil {
 		errs[len(servers)] = d.store.Close()
