@@ -75,3 +75,32 @@ func testOutage(t *testing.T, e *env) {
 		return err == nil
 	})
 }
+
+// testHang: while the database hangs (every process stopped, connections
+// open and silent) operations fail with ErrUnavailable, bounded by
+// pgQueryTimeout, instead of waiting; after the database thaws logins work
+// again and changes arrive (by the same listening connection if it
+// survived, which loses nothing, or after a reconnect and a Resync).
+func testHang(t *testing.T, e *env) {
+	o, _ := e.fresh(t)
+	f, ch := changes()
+	o.OnChange = f
+	s := openT(t, o)
+	_, secret := create(t, s, "a@example.com", "x", nil, time.Time{})
+	if err := e.cluster.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cluster.Resume() })
+	if _, err := s.Verify("a@example.com", secret, ScopeIMAP, ""); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Verify while hung: %v, want ErrUnavailable", err)
+	}
+	if err := e.cluster.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := s.Verify("a@example.com", secret, ScopeIMAP, "")
+		return err == nil
+	})
+	s.RevokeAll("a@example.com")
+	waitChange(t, ch, Change{Kind: MailboxRevoked, Mailbox: "a@example.com"})
+}

@@ -23,6 +23,7 @@ var conformancePG = []conformanceCase{
 	{"BackupUnsupported", testBackupUnsupported},
 	{"Resync", testResync},
 	{"Outage", testOutage},
+	{"Hang", testHang},
 }
 
 // hangGuard bounds waits for something that must happen, so a broken
