@@ -15,6 +15,7 @@ import (
 // database, or the database itself (stopped, restarted, edited).
 var conformancePG = []conformanceCase{
 	{"TwoInstances", testTwoInstances},
+	{"MatchPadding", testMatchPadding},
 	{"NoWritePerLogin", testNoWritePerLogin},
 	{"LockRefreshAcrossInstances", testLockRefreshAcross},
 	{"NewerSchema", testPGNewerSchema},
@@ -235,5 +236,33 @@ func testBackupUnsupported(t *testing.T, e *env) {
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping = %v", err)
+	}
+}
+
+// testMatchPadding: the login query returns MaxPasswords rows whether the
+// mailbox is unknown, invalid, has a few passwords or the most allowed,
+// so the work of a login does not tell which.
+func testMatchPadding(t *testing.T, e *env) {
+	o, _ := e.fresh(t)
+	o.MaxPasswords = 5
+	s := openT(t, o)
+	for i := range 5 {
+		create(t, s, "full@example.com", string(rune('a'+i)), nil, time.Time{})
+	}
+	create(t, s, "one@example.com", "x", nil, time.Time{})
+	p := s.be.(*pgDB)
+	for _, tc := range []struct {
+		mailbox string
+		known   bool
+	}{{"nobody@example.com", true}, {"", false}, {"one@example.com", true}, {"full@example.com", true}, {"one@example.com", false}} {
+		rows, _ := p.pool.Query(context.Background(), matchSQL, tc.mailbox, tc.known, o.MaxPasswords)
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		rows.Close()
+		if rows.Err() != nil || n != o.MaxPasswords {
+			t.Errorf("match rows for %q (known %v) = %d %v, want %d", tc.mailbox, tc.known, n, rows.Err(), o.MaxPasswords)
+		}
 	}
 }
