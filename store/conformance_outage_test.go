@@ -61,6 +61,9 @@ func testOutage(t *testing.T, e *env) {
 	if _, err := s.PasswordActive("a@example.com", "x"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("PasswordActive while down: %v", err)
 	}
+	if _, err := s.LockRefresh(context.Background(), "microsoft", "a@example.com"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("LockRefresh while down: %v", err)
+	}
 	if err := s.Ping(context.Background()); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Ping while down: %v", err)
 	}

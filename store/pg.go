@@ -35,8 +35,13 @@ const (
 	// thousands of logins a second; more would only queue inside a small
 	// server and eat into max_connections (100 by default on managed
 	// PostgreSQL) shared by every instance, each also holding one LISTEN
-	// connection and one per mailbox being refreshed.
+	// connection and up to pgLockConns.
 	pgMaxConns = 16
+	// pgLockConns caps the connections that hold refresh locks, in a pool
+	// of their own: each is held for the provider's token round trip
+	// (seconds at worst), and refreshes of many mailboxes at once must
+	// not take the connections logins need. More refreshes at once wait.
+	pgLockConns = 8
 	// pgFlushTimeout bounds the background write of last uses, which
 	// makes a round trip per password used since the last flush; it is
 	// off the login path.
@@ -60,6 +65,7 @@ const (
 // pgDB is the PostgreSQL backend, shared by several instances.
 type pgDB struct {
 	pool   *pgxpool.Pool
+	lockDB *pgxpool.Pool // LockRefresh's connections
 	dsn    *pgx.ConnConfig // for the LISTEN connection
 	log    *slog.Logger
 	locks  keyedLocks
@@ -86,9 +92,16 @@ func openPostgres(o *Options) (*pgDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	p := &pgDB{pool: pool, dsn: cfg.ConnConfig.Copy(), log: o.Logger}
-	if err := p.setup(o.MaxPasswords); err != nil {
+	lcfg := cfg.Copy()
+	lcfg.MaxConns = pgLockConns
+	lockDB, err := pgxpool.NewWithConfig(context.Background(), lcfg)
+	if err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	p := &pgDB{pool: pool, lockDB: lockDB, dsn: cfg.ConnConfig.Copy(), log: o.Logger}
+	if err := p.setup(o.MaxPasswords); err != nil {
+		p.close()
 		return nil, fmt.Errorf("postgres %s: %w", describe(cfg.ConnConfig), err)
 	}
 	return p, nil
@@ -199,6 +212,7 @@ func (p *pgDB) close() error {
 			<-p.listen.done
 		}
 		p.pool.Close()
+		p.lockDB.Close()
 	})
 	return nil
 }

@@ -202,7 +202,7 @@ func pgSummaries(ctx context.Context, tx pgx.Tx, names []string, tokens []tokenR
 
 // lockRefresh takes the process's own lock of the mailbox first, so that
 // callers of one instance wait without holding a connection each, then
-// the advisory lock on a pool connection held until unlock. If the
+// the advisory lock on a connection of the lock pool held until unlock. If the
 // connection dies, the server drops the lock with it.
 func (p *pgDB) lockRefresh(ctx context.Context, provider, mailbox string) (func(), error) {
 	key := provider + " " + mailbox
@@ -210,7 +210,7 @@ func (p *pgDB) lockRefresh(ctx context.Context, provider, mailbox string) (func(
 	if err != nil {
 		return nil, err
 	}
-	conn, err := p.pool.Acquire(ctx)
+	conn, err := p.lockDB.Acquire(ctx)
 	if err != nil {
 		local()
 		return nil, ctxOr(ctx, err)
