@@ -65,7 +65,7 @@ const (
 // pgDB is the PostgreSQL backend, shared by several instances.
 type pgDB struct {
 	pool   *pgxpool.Pool
-	lockDB *pgxpool.Pool // LockRefresh's connections
+	lockDB *pgxpool.Pool   // LockRefresh's connections
 	dsn    *pgx.ConnConfig // for the LISTEN connection
 	log    *slog.Logger
 	locks  keyedLocks
