@@ -11,6 +11,7 @@ package pgtest
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -25,7 +26,9 @@ import (
 	"testing"
 )
 
-// Superuser is the database superuser initdb creates; tests connect as it.
+// Superuser is the database superuser initdb creates; tests connect as it,
+// over TCP with a password (SCRAM, as managed PostgreSQL asks), or over
+// the socket without one.
 const Superuser = "mailgate"
 
 // Cluster is a running throwaway PostgreSQL server.
@@ -33,6 +36,7 @@ type Cluster struct {
 	bin   string // directory of initdb, pg_ctl
 	dir   string // data directory (and socket directory: dir/sock)
 	port  int
+	pass  string              // Superuser's password
 	cred  *syscall.Credential // nil when not root
 	mu    sync.Mutex
 	count int // databases created by NewDatabase
@@ -108,8 +112,16 @@ func (c *Cluster) create(tb testing.TB) error {
 	if err != nil {
 		return err
 	}
-	return c.run("initdb", "-D", c.dataDir(), "-U", Superuser, "-A", "trust", "-E", "UTF8",
-		"--locale=C", "--no-sync")
+	c.pass = rand.Text()
+	pwfile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(c.pass+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := c.chown(pwfile); err != nil {
+		return err
+	}
+	return c.run("initdb", "-D", c.dataDir(), "-U", Superuser, "--pwfile", pwfile,
+		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
 }
 
 // dropRoot picks the user the server runs as when the test runs as root.
@@ -196,10 +208,20 @@ func (c *Cluster) stop(mode string) error {
 // Port is the server's TCP port on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
 
-// DSN returns a URL for database db over TCP on 127.0.0.1.
+// DSN returns a URL for database db over TCP on 127.0.0.1, with the
+// password.
 func (c *Cluster) DSN(db string) string {
+	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", Superuser, c.pass, c.port, db)
+}
+
+// DSNWithoutPassword is DSN without the password, for tests of
+// PGPASSWORD and .pgpass.
+func (c *Cluster) DSNWithoutPassword(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", Superuser, c.port, db)
 }
+
+// Password is Superuser's password.
+func (c *Cluster) Password() string { return c.pass }
 
 // NewDatabase creates an empty database and returns its DSN, so that tests
 // sharing one cluster per package each get their own data.

@@ -3,6 +3,7 @@ package pgtest
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -35,4 +36,13 @@ func dial(addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// TestPasswordOverTCP: TCP connections need the password; the DSN carries
+// it.
+func TestPasswordOverTCP(t *testing.T) {
+	_, c := Start(t)
+	if c.Password() == "" || !strings.Contains(c.DSN("x"), c.Password()) || strings.Contains(c.DSNWithoutPassword("x"), c.Password()) {
+		t.Errorf("DSN %q, without password %q", c.DSN("x"), c.DSNWithoutPassword("x"))
+	}
 }
