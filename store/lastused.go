@@ -9,8 +9,9 @@ import (
 
 // lastUsed holds last-use times that Verify noted but nobody has written
 // yet. A write costs an fsync (bbolt) or a round trip and a WAL flush
-// (postgres), and a login storm must not become a disk storm, so Verify only touches this map and Flush writes all
-// entries in one transaction every FlushInterval.
+// (postgres), and a login storm must not become a disk storm, so Verify
+// only touches this map and Flush writes all entries in one transaction
+// every FlushInterval (per instance, on postgres).
 type lastUsed struct {
 	mu      sync.Mutex
 	entries map[pwKey]LastUse
