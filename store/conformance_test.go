@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-
 	"slices"
 	"sync"
 	"testing"
