@@ -253,12 +253,16 @@ func (p *pgDB) setKeyCheck(v []byte) ([]byte, error) {
 // (NOTIFY is transactional). The payload is "p MAILBOX ID" or "m MAILBOX":
 // canonical mailboxes and ids hold no spaces.
 func notify(ctx context.Context, tx pgx.Tx, c Change) error {
-	payload := "m " + c.Mailbox
-	if c.Kind == PasswordRevoked {
-		payload = "p " + c.Mailbox + " " + c.PasswordID
-	}
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChange, payload)
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChange, changePayload(c))
 	return err
+}
+
+// changePayload is the notify payload of c; parseChange reads it.
+func changePayload(c Change) string {
+	if c.Kind == PasswordRevoked {
+		return "p " + c.Mailbox + " " + c.PasswordID
+	}
+	return "m " + c.Mailbox
 }
 
 // parseChange reads a notify payload; ok false for anything else.
