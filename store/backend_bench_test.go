@@ -83,3 +83,12 @@ func verifyRound(b *testing.B, s *Store, secret string, callers int, n *int64) t
 	wg.Wait()
 	return time.Since(start)
 }
+
+// BenchmarkVerifyTimingRatioPostgres is BenchmarkVerifyTimingRatio on
+// postgres: a wrong password for a known mailbox against an unknown
+// mailbox, medians and their ratio.
+func BenchmarkVerifyTimingRatioPostgres(b *testing.B) {
+	_, pg, _, _ := benchBackends(b)
+	b.Run("passwords=3", func(b *testing.B) { ratioOf(b, pg, 3) })
+	b.Run("passwords=max", func(b *testing.B) { ratioOf(b, pg, DefaultMaxPasswords) })
+}
