@@ -93,16 +93,10 @@ func (d *daemon) start() error {
 	// the daemon answers cannot kill it (its default action).
 	d.hup = make(chan os.Signal, 1)
 	signal.Notify(d.hup, syscall.SIGHUP)
-	d.changes = newChanges(&d.sessions, d.cfg.OAuth.Flow == config.FlowDelegated, d.log)
-	st, err := openStore(d.cfg, d.log, d.changes.apply)
-	if err != nil {
+	if err := d.openStore(); err != nil {
 		return err
 	}
-	d.store = st
-	d.changes.store.Store(st)
-	var feedCtx context.Context
-	feedCtx, d.unfeed = context.WithCancel(context.Background())
-	go d.changes.run(feedCtx)
+	st := d.store
 	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
 	svc := newService(d.cfg, st, &d.sessions, d.log)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
@@ -128,6 +122,22 @@ func (d *daemon) start() error {
 		return err
 	}
 	return d.apply(d.cfg, specs)
+}
+
+// openStore opens the store with its change feed (postgres: changes made
+// by other instances and the CLI) applied to the session registry.
+func (d *daemon) openStore() error {
+	d.changes = newChanges(&d.sessions, d.cfg.OAuth.Flow == config.FlowDelegated, d.log)
+	st, err := openStore(d.cfg, d.log, d.changes.apply)
+	if err != nil {
+		return err
+	}
+	d.store = st
+	d.changes.store.Store(st)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.unfeed = cancel
+	go d.changes.run(ctx)
+	return nil
 }
 
 // wait runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
