@@ -79,7 +79,12 @@ func randomKey(t *testing.T) []byte {
 // instances starts n daemons on one fresh database.
 func (p *pgEnv) instances(t *testing.T, n int) []*e2e {
 	t.Helper()
-	pg := p.database(t)
+	return p.instancesOn(t, p.database(t), n)
+}
+
+// instancesOn starts n daemons on pg.
+func (p *pgEnv) instancesOn(t *testing.T, pg *e2ePG, n int) []*e2e {
+	t.Helper()
 	out := make([]*e2e, n)
 	for i := range out {
 		out[i] = newE2EWith(t, p.idp, p.stack, e2eOpts{pg: pg})

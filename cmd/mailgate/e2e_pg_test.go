@@ -92,6 +92,10 @@ func TestE2EPostgres(t *testing.T) {
 			t.Fatal("login on B after the unlink on A succeeded with B's cached access token")
 		}
 	})
+	t.Run("DatabaseHangs", func(t *testing.T) {
+		t.Parallel()
+		databaseHangs(t, env)
+	})
 	t.Run("StoreCopyBothWays", func(t *testing.T) {
 		t.Parallel()
 		storeCopyBothWays(t, env)
