@@ -103,9 +103,18 @@ type Config struct {
 	ShutdownGrace time.Duration
 }
 
-// Store locates the bbolt database and the key that seals refresh tokens.
+// Store says which backend holds mailgate's state and where the key that
+// seals refresh tokens is. With DriverBBolt, Path is the database file and
+// KeyFile defaults to its directory; with DriverPostgres, Path is empty, DSN
+// names the database and KeyFile is required (the same file on every
+// instance).
 type Store struct {
-	Path    string `yaml:"path"`
+	Driver StoreDriver `yaml:"driver"` // DriverBBolt (default) or DriverPostgres
+	Path   string      `yaml:"path"`
+	// DSN is a libpq connection string or URL: inline, or read from
+	// DSNFile by Load. It may hold a password: never log it.
+	DSN     string `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"` // mode 0600 or stricter
 	KeyFile string `yaml:"key_file"` // 32 random bytes, created by the store if missing
 }
 
@@ -216,9 +225,9 @@ func Find(flagValue string) string {
 }
 
 // Load reads the file at path, parses it and reads the secrets it names by
-// file (oauth.client_secret_file, oauth.service_account_file). It refuses
-// those files and store.key_file when users they are not meant for may read
-// or change them (checkMode).
+// file (oauth.client_secret_file, oauth.service_account_file,
+// store.dsn_file). It refuses those files and store.key_file when users they
+// are not meant for may read or change them (checkMode).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

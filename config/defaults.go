@@ -107,7 +107,7 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 		c.Hostname = h
 	}
 	d.resolvePaths(c)
-	defaultPaths(c)
+	defaultStore(c)
 	defaultTLS(c)
 	defaultPOP3(c, d.present("pop3"))
 	defaultOAuth(&c.OAuth, len(c.POP3.Listen) > 0)
@@ -125,7 +125,7 @@ func (d *doc) build(raw *rawConfig) (*Config, error) {
 func (d *doc) resolvePaths(c *Config) {
 	dir := filepath.Dir(d.file)
 	for _, p := range []*string{
-		&c.Store.Path, &c.Store.KeyFile, &c.Admin.Socket, &c.TLS.CertFile, &c.TLS.KeyFile,
+		&c.Store.Path, &c.Store.KeyFile, &c.Store.DSNFile, &c.Admin.Socket, &c.TLS.CertFile, &c.TLS.KeyFile,
 		&c.IMAP.Upstream.CAFile, &c.SMTP.Upstream.CAFile, &c.POP3.Upstream.CAFile,
 		&c.OAuth.ClientSecretFile, &c.OAuth.ServiceAccountFile, &c.Alerts.Webhook.SecretFile,
 	} {
@@ -135,8 +135,8 @@ func (d *doc) resolvePaths(c *Config) {
 	}
 }
 
-// defaultPaths keeps the key and the socket next to the database, so one
-// directory with one owner holds all of mailgate's state.
+// defaultPaths keeps the key and the socket next to the bbolt database, so
+// one directory with one owner holds all of mailgate's state.
 func defaultPaths(c *Config) {
 	if c.Store.Path == "" {
 		c.Store.Path = DefaultStorePath

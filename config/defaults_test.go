@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		File:     "mailgate.yaml",
 		Hostname: host,
-		Store:    Store{Path: "/var/lib/mailgate/mailgate.db", KeyFile: "/var/lib/mailgate/mailgate.key"},
+		Store:    Store{Driver: "bbolt", Path: "/var/lib/mailgate/mailgate.db", KeyFile: "/var/lib/mailgate/mailgate.key"},
 		Admin:    Admin{Socket: "/var/lib/mailgate/admin.sock"},
 		TLS:      TLS{MinVersion: "1.2"},
 		IMAP: Proto{

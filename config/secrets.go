@@ -13,6 +13,9 @@ func (d *doc) resolveSecrets(c *Config) error {
 	if err := d.checkKeyFile(c); err != nil {
 		return err
 	}
+	if err := d.readDSN(c); err != nil {
+		return err
+	}
 	o := &c.OAuth
 	if o.ClientSecretFile != "" {
 		s, err := readSecret(o.ClientSecretFile)

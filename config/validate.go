@@ -36,6 +36,9 @@ func (d *doc) checkHostname(c *Config) error {
 }
 
 func (d *doc) checkStore(c *Config) error {
+	if err := d.checkStoreKeys(c); err != nil {
+		return err
+	}
 	if n := len(c.Admin.Socket); n > maxSocketPath {
 		return d.errorf("admin.socket", "path is %d bytes, longer than the %d a unix socket allows", n, maxSocketPath)
 	}

@@ -209,6 +209,32 @@ func (r *Registry) CloseAll() int {
 	return len(victims)
 }
 
+// SessionKey is what a live session was authenticated with.
+type SessionKey struct {
+	Mailbox    string // canonical
+	PasswordID string
+}
+
+// Live returns the mailbox and password of every registered session, each
+// pair once, so that a caller can re-check them against the store: after a
+// shared store's change feed was down, revocations made meanwhile by other
+// instances are found this way (and ended through ClosePassword, which
+// leaves its tombstone like any revocation).
+func (r *Registry) Live() []SessionKey {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[SessionKey]bool, len(r.sessions))
+	var out []SessionKey
+	for s := range r.sessions {
+		k := SessionKey{Mailbox: s.Mailbox, PasswordID: s.PasswordID}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // Len returns the number of registered sessions.
 func (r *Registry) Len() int {
 	r.mu.Lock()

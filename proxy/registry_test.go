@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +84,25 @@ func TestRegistryRefusedSessionIsEnded(t *testing.T) {
 	s := &Session{Mailbox: "a@x", PasswordID: "p1"}
 	if r.Register(s, seq) || !ended(s) || r.Len() != 0 {
 		t.Fatal("refused session registered or left running")
+	}
+}
+
+// TestRegistryLive: every registered session's mailbox and password, each
+// pair once; ended sessions are gone.
+func TestRegistryLive(t *testing.T) {
+	var r Registry
+	if got := r.Live(); len(got) != 0 {
+		t.Fatalf("empty registry: %v", got)
+	}
+	register(t, &r, "a@x", "p1")
+	register(t, &r, "a@x", "p1")
+	register(t, &r, "a@x", "p2")
+	b := register(t, &r, "b@x", "p3")
+	b.End()
+	got := r.Live()
+	slices.SortFunc(got, func(x, y SessionKey) int { return strings.Compare(x.PasswordID, y.PasswordID) })
+	want := []SessionKey{{"a@x", "p1"}, {"a@x", "p2"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Live = %v, want %v", got, want)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +27,8 @@ const keyFileSize = 32
 const (
 	infoAppPassword  = "mailgate app-password v1"
 	infoRefreshToken = "mailgate refresh-token v1"
+	infoKeyCheck     = "mailgate key-check v1"
+	keyCheckLabel    = "mailgate key check"
 )
 
 // keys holds the keys derived from the key file.
@@ -33,6 +36,7 @@ type keys struct {
 	pwMAC    []byte      // HMAC-SHA-256 key for app-password hashes
 	token    cipher.AEAD // XChaCha20-Poly1305 for refresh tokens
 	tokenKID string      // id of the token key, stored with each sealed token
+	check    []byte      // key check value stored in the database (keyCheckValue)
 }
 
 // loadKeys reads the key file, creating it first if it does not exist, and
@@ -58,7 +62,60 @@ func deriveKeys(master []byte) (*keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token cipher: %w", err)
 	}
-	return &keys{pwMAC: pw, token: aead, tokenKID: keyID(tk)}, nil
+	kc, err := keyCheckValue(master)
+	if err != nil {
+		return nil, err
+	}
+	return &keys{pwMAC: pw, token: aead, tokenKID: keyID(tk), check: kc}, nil
+}
+
+// keyCheckValue is what the database records about the key: the HMAC of a
+// fixed label under a key of its own derived from the key file. It tells
+// whether two key files are the same and reveals nothing about either (the
+// HKDF subkey is independent of the password and token keys).
+func keyCheckValue(master []byte) ([]byte, error) {
+	ck, err := hkdf.Key(sha256.New, master, nil, infoKeyCheck, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive key check: %w", err)
+	}
+	m := hmac.New(sha256.New, ck)
+	m.Write([]byte(keyCheckLabel))
+	return m.Sum(nil), nil
+}
+
+// openKeys reads the key file and checks it against the database's key
+// check value. A missing key file is created only when the database holds
+// no key check and no data: a new key over data sealed under another key
+// would make every password and token unusable. Several instances
+// starting on a new database agree on the first key check stored.
+func openKeys(be backend, path string) (*keys, error) {
+	stored, hasData, err := be.keyCheck()
+	if err != nil {
+		return nil, fmt.Errorf("read key check: %w", err)
+	}
+	master, err := readKeyFileSized(path)
+	if errors.Is(err, fs.ErrNotExist) && (stored != nil || hasData) {
+		return nil, fmt.Errorf("%w: key file %s is missing and the database already holds data; "+
+			"copy the key file the database was written with (from another instance or a backup)", ErrKeyMismatch, path)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		master, err = readOrCreateKeyFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := deriveKeys(master)
+	if err != nil {
+		return nil, err
+	}
+	if stored, err = be.setKeyCheck(k.check); err != nil {
+		return nil, fmt.Errorf("store key check: %w", err)
+	}
+	if !hmac.Equal(stored, k.check) {
+		return nil, fmt.Errorf("%w: key file %s is not the one the database was written with; "+
+			"use the same key file on every instance", ErrKeyMismatch, path)
+	}
+	return k, nil
 }
 
 // keyID names a key without revealing it: the first 8 bytes of its SHA-256,
@@ -75,13 +132,19 @@ func keyID(key []byte) string {
 var ErrKeyFileMode = errors.New("key file is open to group or others")
 
 func readOrCreateKeyFile(path string) ([]byte, error) {
-	b, err := readKeyFile(path)
+	b, err := readKeyFileSized(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := createKeyFile(path); err != nil {
 			return nil, err
 		}
-		b, err = readKeyFile(path)
+		b, err = readKeyFileSized(path)
 	}
+	return b, err
+}
+
+// readKeyFileSized reads the key file and checks its size.
+func readKeyFileSized(path string) ([]byte, error) {
+	b, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
 	}

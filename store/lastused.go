@@ -5,14 +5,13 @@ import (
 	"maps"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // lastUsed holds last-use times that Verify noted but nobody has written
-// yet. A bbolt write transaction costs an fsync, and a login storm must not
-// become a disk storm, so Verify only touches this map and Flush writes all
-// entries in one transaction every FlushInterval.
+// yet. A write costs an fsync (bbolt) or a round trip and a WAL flush
+// (postgres), and a login storm must not become a disk storm, so Verify
+// only touches this map and Flush writes all entries in one transaction
+// every FlushInterval (per instance, on postgres).
 type lastUsed struct {
 	mu      sync.Mutex
 	entries map[pwKey]LastUse
@@ -76,39 +75,12 @@ func (s *Store) Flush() error {
 	if len(batch) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketPasswords)
-		for k, u := range batch {
-			if err := writeLastUse(root.Bucket([]byte(k.mailbox)), k.id, u); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.be.writeLastUsed(batch)
 	if err != nil {
 		return fmt.Errorf("flush last-used times: %w", err)
 	}
 	s.pending.done(batch)
 	return nil
-}
-
-func writeLastUse(b *bolt.Bucket, id string, u LastUse) error {
-	if b == nil {
-		return nil
-	}
-	v := b.Get([]byte(id))
-	if v == nil {
-		return nil
-	}
-	r, err := decodeRecord(v)
-	if err != nil {
-		return err
-	}
-	if r.LastUsed != nil && r.LastUsed.Time.After(u.Time) {
-		return nil
-	}
-	r.LastUsed = &u
-	return putRecord(b, r)
 }
 
 // flushLoop calls Flush every interval until Close.

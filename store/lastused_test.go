@@ -14,7 +14,7 @@ import (
 func commits(t *testing.T, s *Store) int {
 	t.Helper()
 	var id int
-	s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+	s.bdb().View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
 	return id
 }
 
@@ -23,7 +23,7 @@ func commits(t *testing.T, s *Store) int {
 func storedLastUse(t *testing.T, s *Store, mailbox, id string) *LastUse {
 	t.Helper()
 	var lu *LastUse
-	s.db.View(func(tx *bolt.Tx) error {
+	s.bdb().View(func(tx *bolt.Tx) error {
 		ps, err := readPasswords(mailbox, tx.Bucket(bucketPasswords).Bucket([]byte(mailbox)), nil)
 		for _, p := range ps {
 			if p.ID == id {
@@ -37,7 +37,7 @@ func storedLastUse(t *testing.T, s *Store, mailbox, id string) *LastUse {
 
 // pageWrites is bbolt's count of pages written to the file.
 func pageWrites(s *Store) int64 {
-	st := s.db.Stats()
+	st := s.bdb().Stats()
 	return st.TxStats.GetWrite()
 }
 

@@ -1,10 +1,6 @@
 package store
 
-import (
-	"fmt"
-
-	bolt "go.etcd.io/bbolt"
-)
+import "fmt"
 
 // LinkState says whether mailbox has a refresh token at provider and, when
 // the provider refused it, the reason MarkRelink recorded ("" when fine).
@@ -15,11 +11,7 @@ func (s *Store) LinkState(provider, mailbox string) (linked bool, relink string,
 	if err != nil {
 		return false, "", err
 	}
-	var r *tokenRecord
-	err = s.db.View(func(tx *bolt.Tx) error {
-		r, err = getToken(tx.Bucket(bucketTokens), provider, mailbox)
-		return err
-	})
+	r, err := s.be.getToken(provider, mailbox)
 	if err != nil {
 		return false, "", fmt.Errorf("link state: %w", err)
 	}

@@ -43,9 +43,17 @@ func (s *Store) Mailboxes(q MailboxQuery) (MailboxPage, error) {
 	// Taken before the transaction: an entry that a Flush writes and drops
 	// meanwhile is then in the snapshot or in what the transaction reads.
 	pending := s.pending.snapshot()
-	needle := []byte(strings.ToLower(strings.TrimSpace(q.Contains)))
+	page, err := s.be.mailboxes(q, pending)
+	if err != nil {
+		return MailboxPage{}, fmt.Errorf("mailboxes: %w", err)
+	}
+	return page, nil
+}
+
+func (b *boltDB) mailboxes(q MailboxQuery, pending map[pwKey]LastUse) (MailboxPage, error) {
+	needle := queryNeedle(q)
 	var page MailboxPage
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := b.db.View(func(tx *bolt.Tx) error {
 		pw, tb := tx.Bucket(bucketPasswords), tx.Bucket(bucketTokens)
 		tokens := tokenRefs(tb, needle)
 		names := mergeNames(passwordMailboxes(pw, needle), tokens)
@@ -57,17 +65,20 @@ func (s *Store) Mailboxes(q MailboxQuery) (MailboxPage, error) {
 			if err := summarizePasswords(&row, pw.Bucket([]byte(m)), pending); err != nil {
 				return err
 			}
-			if err := summarizeTokens(&row, tb, tokensOf(tokens, m)); err != nil {
+			get := func(t tokenRef) []byte { return tb.Get(tokenKey(t.provider, t.mailbox)) }
+			if err := summarizeTokens(&row, get, tokensOf(tokens, m)); err != nil {
 				return err
 			}
 			page.Rows = append(page.Rows, row)
 		}
 		return nil
 	})
-	if err != nil {
-		return MailboxPage{}, fmt.Errorf("mailboxes: %w", err)
-	}
-	return page, nil
+	return page, err
+}
+
+// queryNeedle is the lower-case substring of q, "" for all.
+func queryNeedle(q MailboxQuery) []byte {
+	return []byte(strings.ToLower(strings.TrimSpace(q.Contains)))
 }
 
 // tokenRef names one token record: tokens/<provider> NUL <mailbox>.
@@ -176,17 +187,26 @@ func summarizePasswords(row *MailboxSummary, b *bolt.Bucket, pending map[pwKey]L
 	}
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		row.Passwords++
-		lu, err := recordLastUse(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", row.Mailbox, err)
+		if err := summarizePassword(row, string(k), v, pending); err != nil {
+			return err
 		}
-		if u, ok := pending[pwKey{row.Mailbox, string(k)}]; ok && (lu == nil || u.Time.After(lu.Time)) {
-			lu = &u
-		}
-		if lu != nil && (row.LastUsed == nil || lu.Time.After(row.LastUsed.Time)) {
-			row.LastUsed = lu
-		}
+	}
+	return nil
+}
+
+// summarizePassword counts the password id (stored value v) in row and
+// keeps its use if it is the latest, stored or pending.
+func summarizePassword(row *MailboxSummary, id string, v []byte, pending map[pwKey]LastUse) error {
+	row.Passwords++
+	lu, err := recordLastUse(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", row.Mailbox, err)
+	}
+	if u, ok := pending[pwKey{row.Mailbox, id}]; ok && (lu == nil || u.Time.After(lu.Time)) {
+		lu = &u
+	}
+	if lu != nil && (row.LastUsed == nil || lu.Time.After(row.LastUsed.Time)) {
+		row.LastUsed = lu
 	}
 	return nil
 }
@@ -208,12 +228,12 @@ func recordLastUse(v []byte) (*LastUse, error) {
 
 // summarizeTokens sets the link state from the mailbox's token records:
 // fine if one of them is, else the first one's reason to re-link.
-func summarizeTokens(row *MailboxSummary, b *bolt.Bucket, refs []tokenRef) error {
+func summarizeTokens(row *MailboxSummary, get func(tokenRef) []byte, refs []tokenRef) error {
 	for i, t := range refs {
 		var r struct {
 			NeedsRelink string `json:"needs_relink"`
 		}
-		if err := json.Unmarshal(b.Get(tokenKey(t.provider, t.mailbox)), &r); err != nil {
+		if err := json.Unmarshal(get(t), &r); err != nil {
 			return fmt.Errorf("corrupt token record: %w", err)
 		}
 		if r.NeedsRelink == "" {

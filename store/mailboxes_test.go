@@ -169,7 +169,7 @@ func manyMailboxes(b *testing.B, n int) *Store {
 	}
 	b.Cleanup(func() { s.Close() })
 	now := time.Now().UTC()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.bdb().Update(func(tx *bolt.Tx) error {
 		for i := range n {
 			m := fmt.Sprintf("user%05d@example.com", i)
 			pb, err := tx.Bucket(bucketPasswords).CreateBucket([]byte(m))

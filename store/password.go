@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Password describes an app password. The secret itself is never stored.
@@ -43,20 +41,7 @@ func (s *Store) CreatePassword(mailbox, name string, scopes []string, expires ti
 	}
 	secret := newSecret()
 	rec.Hash = s.keys.hashSecret(mailbox, secret)
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketPasswords).CreateBucketIfNotExists([]byte(mailbox))
-		if err != nil {
-			return err
-		}
-		if err := s.checkRoom(b, rec.Name); err != nil {
-			return err
-		}
-		for b.Get([]byte(rec.ID)) != nil {
-			rec.ID = newID()
-		}
-		return putRecord(b, rec)
-	})
-	if err != nil {
+	if err := s.be.insertPassword(mailbox, rec, s.maxPw); err != nil {
 		return Password{}, "", fmt.Errorf("create password for %s: %w", mailbox, err)
 	}
 	return rec.password(mailbox), secret, nil
@@ -85,11 +70,10 @@ func (s *Store) newRecord(mailbox, name string, scopes []string, expires time.Ti
 }
 
 // checkRoom enforces the per-mailbox limit and unique names (compared
-// without case, so "Phone" and "phone" cannot both exist).
-func (s *Store) checkRoom(b *bolt.Bucket, name string) error {
-	n := 0
-	err := b.ForEach(func(_, v []byte) error {
-		n++
+// without case, so "Phone" and "phone" cannot both exist) over the stored
+// values of one mailbox.
+func checkRoom(values [][]byte, name string, maxPw int) error {
+	for _, v := range values {
 		r, err := decodeRecord(v)
 		if err != nil {
 			return err
@@ -97,13 +81,9 @@ func (s *Store) checkRoom(b *bolt.Bucket, name string) error {
 		if strings.EqualFold(r.Name, name) {
 			return fmt.Errorf("%w: %q", ErrDuplicateName, name)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
-	if n >= s.maxPw {
-		return fmt.Errorf("%w (limit %d)", ErrTooManyPasswords, s.maxPw)
+	if len(values) >= maxPw {
+		return fmt.Errorf("%w (limit %d)", ErrTooManyPasswords, maxPw)
 	}
 	return nil
 }
@@ -119,33 +99,13 @@ func (s *Store) ListPasswords(mailbox string) ([]Password, error) {
 		}
 		mailbox = m
 	}
-	var out []Password
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return forEachMailbox(tx, mailbox, func(m string, b *bolt.Bucket) error {
-			var err error
-			out, err = readPasswords(m, b, out)
-			return err
-		})
-	})
+	out, err := s.be.listPasswords(mailbox)
 	if err != nil {
 		return nil, fmt.Errorf("list passwords: %w", err)
 	}
 	s.pending.merge(out)
 	sortPasswords(out)
 	return out, nil
-}
-
-// readPasswords appends the passwords in b (the bucket of mailbox) to out.
-func readPasswords(mailbox string, b *bolt.Bucket, out []Password) ([]Password, error) {
-	err := b.ForEach(func(_, v []byte) error {
-		r, err := decodeRecord(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", mailbox, err)
-		}
-		out = append(out, r.password(mailbox))
-		return nil
-	})
-	return out, err
 }
 
 func sortPasswords(ps []Password) {
@@ -163,21 +123,6 @@ func cmpOr(cs ...int) int {
 	return 0
 }
 
-// forEachMailbox calls fn for the password bucket of mailbox, or of every
-// mailbox when mailbox is "". A mailbox without passwords is skipped.
-func forEachMailbox(tx *bolt.Tx, mailbox string, fn func(string, *bolt.Bucket) error) error {
-	root := tx.Bucket(bucketPasswords)
-	if mailbox != "" {
-		if b := root.Bucket([]byte(mailbox)); b != nil {
-			return fn(mailbox, b)
-		}
-		return nil
-	}
-	return root.ForEachBucket(func(k []byte) error {
-		return fn(string(k), root.Bucket(k))
-	})
-}
-
 // RevokePassword deletes one password of mailbox and returns it.
 func (s *Store) RevokePassword(mailbox, id string) (Password, error) {
 	mailbox, err := CanonicalMailbox(mailbox)
@@ -185,19 +130,7 @@ func (s *Store) RevokePassword(mailbox, id string) (Password, error) {
 		return Password{}, err
 	}
 	id = strings.ToLower(strings.TrimSpace(id))
-	var p Password
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPasswords).Bucket([]byte(mailbox))
-		if b == nil || b.Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: password %q of %s", ErrNotFound, id, mailbox)
-		}
-		r, err := decodeRecord(b.Get([]byte(id)))
-		if err != nil {
-			return err
-		}
-		p = r.password(mailbox)
-		return deleteAndPrune(tx, b, mailbox, id)
-	})
+	p, err := s.be.revokePassword(mailbox, id)
 	if err != nil {
 		return Password{}, err
 	}
@@ -212,19 +145,7 @@ func (s *Store) RevokeAll(mailbox string) ([]Password, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Password
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketPasswords)
-		b := root.Bucket([]byte(mailbox))
-		if b == nil {
-			return nil
-		}
-		var err error
-		if out, err = readPasswords(mailbox, b, out); err != nil {
-			return err
-		}
-		return root.DeleteBucket([]byte(mailbox))
-	})
+	out, err := s.be.revokeAll(mailbox)
 	if err != nil {
 		return nil, fmt.Errorf("revoke passwords of %s: %w", mailbox, err)
 	}
@@ -236,14 +157,17 @@ func (s *Store) RevokeAll(mailbox string) ([]Password, error) {
 	return out, nil
 }
 
-// deleteAndPrune deletes one record and drops the mailbox bucket once empty,
-// so Accounts does not list mailboxes without passwords.
-func deleteAndPrune(tx *bolt.Tx, b *bolt.Bucket, mailbox, id string) error {
-	if err := b.Delete([]byte(id)); err != nil {
-		return err
+// PasswordActive reports whether password id of mailbox still exists and
+// has not expired: the re-check of a live session after a Resync. A
+// failing database returns an error (wrapping ErrUnavailable on postgres).
+func (s *Store) PasswordActive(mailbox, id string) (bool, error) {
+	mailbox, err := CanonicalMailbox(mailbox)
+	if err != nil {
+		return false, nil
 	}
-	if k, _ := b.Cursor().First(); k == nil {
-		return tx.Bucket(bucketPasswords).DeleteBucket([]byte(mailbox))
+	r, err := s.be.getPassword(mailbox, strings.ToLower(strings.TrimSpace(id)))
+	if err != nil {
+		return false, fmt.Errorf("password active: %w", err)
 	}
-	return nil
+	return r != nil && (r.Expires.IsZero() || s.now().Before(r.Expires)), nil
 }

@@ -123,7 +123,7 @@ func TestSecretHashUnchanged(t *testing.T) {
 		t.Fatalf("normalizeSecret(%q) = %q", secret, got)
 	}
 	var stored []byte
-	s.db.View(func(tx *bolt.Tx) error {
+	s.bdb().View(func(tx *bolt.Tx) error {
 		stored = recordHash(tx.Bucket(bucketPasswords).Bucket([]byte("a@example.com")).Get([]byte(p.ID)))
 		return nil
 	})
@@ -334,7 +334,7 @@ func TestSecretNotStored(t *testing.T) {
 		t.Fatal("database file contains the secret")
 	}
 	s = openT(t, o)
-	s.db.View(func(tx *bolt.Tx) error {
+	s.bdb().View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketPasswords).Bucket([]byte("a@example.com")).Get([]byte(p.ID))
 		r, err := decodeRecord(v)
 		if err != nil {

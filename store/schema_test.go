@@ -93,7 +93,7 @@ func writeVersion(t *testing.T, db *bolt.DB, v uint64) {
 func TestSchemaVersionIsMigrationCount(t *testing.T) {
 	o, _ := testOptions(t)
 	s := openT(t, o)
-	s.db.View(func(tx *bolt.Tx) error {
+	s.bdb().View(func(tx *bolt.Tx) error {
 		if v, _ := readVersion(tx.Bucket(bucketMeta)); v != uint64(len(migrations)) {
 			t.Errorf("version %d, want %d", v, len(migrations))
 		}

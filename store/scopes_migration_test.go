@@ -85,13 +85,13 @@ func TestMigrateOldDefaultToAll(t *testing.T) {
 	o, _ := testOptions(t)
 	recs := writeV1(t, o)
 	s := openT(t, o)
-	s.db.View(func(tx *bolt.Tx) error {
+	s.bdb().View(func(tx *bolt.Tx) error {
 		if v, _ := readVersion(tx.Bucket(bucketMeta)); v != 2 {
 			t.Errorf("version %d, want 2", v)
 		}
 		return nil
 	})
-	raw := rawRecords(t, s.db)
+	raw := rawRecords(t, s.bdb())
 	if len(raw) != len(recs) {
 		t.Fatalf("%d records after the migration, want %d", len(raw), len(recs))
 	}
@@ -143,11 +143,11 @@ func TestMigrateV2Idempotent(t *testing.T) {
 	o, _ := testOptions(t)
 	writeV1(t, o)
 	s := openT(t, o)
-	before := rawRecords(t, s.db)
-	if err := s.db.Update(migrateV2); err != nil {
+	before := rawRecords(t, s.bdb())
+	if err := s.bdb().Update(migrateV2); err != nil {
 		t.Fatal(err)
 	}
-	if after := rawRecords(t, s.db); !maps.EqualFunc(before, after, bytes.Equal) {
+	if after := rawRecords(t, s.bdb()); !maps.EqualFunc(before, after, bytes.Equal) {
 		t.Error("a second run of migrateV2 changed records")
 	}
 }
@@ -179,7 +179,7 @@ func TestMigrateV2RollsBack(t *testing.T) {
 	})
 	db.Close()
 	s := openT(t, o)
-	for k, v := range rawRecords(t, s.db) {
+	for k, v := range rawRecords(t, s.bdb()) {
 		if r, _ := decodeRecord(v); slices.Equal(r.Scopes, []string{"imap", "smtp"}) {
 			t.Errorf("%s still imap+smtp after the retried migration", k)
 		}

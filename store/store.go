@@ -1,23 +1,18 @@
-// Package store keeps mailgate's state in one bbolt file: app passwords (as
-// keyed hashes only), sealed OAuth refresh tokens and the schema version. The
-// keys that protect both live in a separate key file, so a copy of the
-// database alone reveals nothing usable.
+// Package store keeps mailgate's state: app passwords (as keyed hashes
+// only), sealed OAuth tokens and the schema version, in one bbolt file (the
+// default) or in PostgreSQL shared by several instances. The keys that
+// protect both live in a separate key file, so a copy of the database alone
+// reveals nothing usable.
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Errors callers inspect with errors.Is.
@@ -43,6 +38,23 @@ var (
 	// file is not the one it was sealed with, or the record was tampered with
 	// or moved to another mailbox.
 	ErrUnseal = errors.New("refresh token cannot be unsealed (wrong key file or altered record)")
+	// ErrUnavailable means the database cannot be reached or did not answer
+	// in time (postgres); callers answer "try later", never "wrong password".
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrUnsupported means the backend cannot do this (Backup on postgres:
+	// pg_dump is the tool).
+	ErrUnsupported = errors.New("not supported by this store backend")
+	// ErrKeyMismatch means the key file is not the one the database was
+	// written with (or is missing while the database holds data).
+	ErrKeyMismatch = errors.New("key file does not match the database")
+	// ErrNotEmpty means Copy's target already holds mailgate data.
+	ErrNotEmpty = errors.New("target already holds mailgate data")
+)
+
+// Drivers for Options.Driver.
+const (
+	DriverBolt     = "bbolt"
+	DriverPostgres = "postgres"
 )
 
 // Defaults for zero Options fields.
@@ -54,19 +66,25 @@ const (
 
 // Options configure Open. Zero fields take the defaults above.
 type Options struct {
-	Path          string           // bbolt file; created 0600
-	KeyFile       string           // 32 random bytes; created 0600 (dir 0700) if missing
-	LockTimeout   time.Duration    // how long to wait for another process's lock
+	Driver        string           // DriverBolt (default when "") or DriverPostgres
+	Path          string           // bbolt file; created 0600; bbolt only
+	DSN           string           // postgres: a libpq connection string or URL (PGPASSWORD, .pgpass honoured)
+	KeyFile       string           // 32 random bytes; created 0600 (dir 0700) if missing and the database is empty
+	LockTimeout   time.Duration    // bbolt: how long to wait for another process's lock
 	MaxPasswords  int              // app passwords per mailbox
 	FlushInterval time.Duration    // how often coalesced last-used times are written
 	Logger        *slog.Logger     // nil: slog.Default()
 	Now           func() time.Time // nil: time.Now; tests set a fake clock
+	// OnChange is called, from a store goroutine, for every change made by
+	// this or another process that must end live sessions (postgres only;
+	// bbolt has one process, whose callers know what they revoked). Nil:
+	// nobody listens.
+	OnChange func(Change)
 }
 
 // Store is an open database. It is safe for concurrent use.
 type Store struct {
-	db      *bolt.DB
-	path    string
+	be      backend
 	keys    *keys
 	log     *slog.Logger
 	now     func() time.Time
@@ -80,44 +98,52 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database and key file. It fails fast
-// with ErrInUse when another process holds the database, and with
-// ErrNewerSchema when a newer mailgate wrote it.
+// with ErrInUse when another process holds a bbolt database, with
+// ErrNewerSchema when a newer mailgate wrote it, with ErrKeyMismatch when
+// the key file is not the database's, and with ErrUnavailable when
+// PostgreSQL cannot be reached.
 func Open(opts *Options) (*Store, error) {
 	o, err := withDefaults(opts)
 	if err != nil {
 		return nil, err
 	}
-	k, err := loadKeys(o.KeyFile)
+	be, err := openBackend(&o)
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(o.Path, o.LockTimeout)
+	k, err := openKeys(be, o.KeyFile)
 	if err != nil {
+		be.close()
 		return nil, err
-	}
-	if err := migrate(db, migrations); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("database %s: %w", o.Path, err)
-	}
-	if err := ensurePadding(db, o.MaxPasswords); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("database %s: %w", o.Path, err)
 	}
 	s := &Store{
-		db: db, path: o.Path, keys: k, log: o.Logger, now: o.Now,
+		be: be, keys: k, log: o.Logger, now: o.Now,
 		maxPw: o.MaxPasswords, pending: newLastUsed(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	s.writePIDHint()
+	if err := be.start(o.OnChange); err != nil {
+		be.close()
+		return nil, err
+	}
 	go s.flushLoop(o.FlushInterval)
 	return s, nil
 }
 
+func openBackend(o *Options) (backend, error) {
+	if o.Driver == DriverPostgres {
+		return openPostgres(o)
+	}
+	return openBolt(o)
+}
+
 func withDefaults(opts *Options) (Options, error) {
-	if opts == nil || opts.Path == "" {
-		return Options{}, fmt.Errorf("%w: database path required", ErrInvalid)
+	if opts == nil {
+		return Options{}, fmt.Errorf("%w: options required", ErrInvalid)
 	}
 	o := *opts
+	if err := checkTarget(&o); err != nil {
+		return Options{}, err
+	}
 	if o.KeyFile == "" {
 		// No default next to the database: keeping the key apart is what
 		// makes a stolen database useless.
@@ -141,83 +167,22 @@ func withDefaults(opts *Options) (Options, error) {
 	return o, nil
 }
 
-// openDB opens the bbolt file with a lock timeout: without one, bolt.Open
-// blocks forever behind the daemon's flock.
-func openDB(path string, timeout time.Duration) (*bolt.DB, error) {
-	if err := ensureDir(filepath.Dir(path)); err != nil {
-		return nil, err
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, inUseError(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	if err := tightenMode(path); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-func inUseError(path string) error {
-	if pid := readPIDHint(path); pid > 0 {
-		return fmt.Errorf("database %s is %w (is the mailgate daemon running? pid %d)", path, ErrInUse, pid)
-	}
-	return fmt.Errorf("database %s is %w (is the mailgate daemon running?)", path, ErrInUse)
-}
-
-// tightenMode makes an existing file 0600: bolt.Open's mode applies only when
-// it creates the file, and the database holds password hashes.
-func tightenMode(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("stat database: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 == 0 {
-		return nil
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("database %s is readable by others and chmod failed: %w", path, err)
+// checkTarget checks that the driver is known and has what it needs.
+func checkTarget(o *Options) error {
+	switch o.Driver {
+	case "", DriverBolt:
+		o.Driver = DriverBolt
+		if o.Path == "" {
+			return fmt.Errorf("%w: database path required", ErrInvalid)
+		}
+	case DriverPostgres:
+		if o.DSN == "" {
+			return fmt.Errorf("%w: postgres connection string required", ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("%w: unknown store driver %q (want %s or %s)", ErrInvalid, o.Driver, DriverBolt, DriverPostgres)
 	}
 	return nil
-}
-
-// ensureDir creates dir with mode 0700 if it does not exist; an existing
-// directory is left as it is.
-func ensureDir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create directory: %w", err)
-	}
-	return nil
-}
-
-func pidHintPath(path string) string { return path + ".pid" }
-
-// writePIDHint records our pid next to the database so that a second process
-// that fails to get the lock can name the holder. It is only a hint: the lock
-// itself is bbolt's flock.
-func (s *Store) writePIDHint() {
-	pid := strconv.Itoa(os.Getpid()) + "\n"
-	if err := os.WriteFile(pidHintPath(s.path), []byte(pid), 0o600); err != nil {
-		s.log.Warn("store: cannot write pid hint", "err", err)
-	}
-}
-
-func readPIDHint(path string) int {
-	b, err := os.ReadFile(pidHintPath(path))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0
-	}
-	return pid
 }
 
 // Close stops the flush goroutine, writes pending last-used times and closes
@@ -227,26 +192,36 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		ferr := s.Flush()
-		os.Remove(pidHintPath(s.path))
-		s.closeErr = errors.Join(ferr, s.db.Close())
+		s.closeErr = errors.Join(ferr, s.be.close())
 	})
 	return s.closeErr
 }
 
-// Backup writes a consistent copy of the database to w while the store stays
-// in use. Pending last-used times are flushed first so the copy has them.
+// Backup writes a consistent copy of a bbolt database to w while the store
+// stays in use. Pending last-used times are flushed first so the copy has
+// them. On postgres it returns ErrUnsupported: pg_dump is the tool.
 func (s *Store) Backup(w io.Writer) (int64, error) {
 	if err := s.Flush(); err != nil {
 		s.log.Warn("store: backup without pending last-used times", "err", err)
 	}
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
+	return s.be.backup(w)
+}
+
+// Ping checks that the database answers (readiness); bbolt: nil while open.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.be.ping(ctx)
+}
+
+// LockRefresh holds the refresh lock of mailbox at provider across every
+// instance on the database until unlock is called, so that one instance
+// refreshes and the others then read the token it saved (postgres: an
+// advisory lock on a connection of its own; bbolt: the file lock already
+// makes this process the only one, so only the process's own callers are
+// serialized). It waits until ctx ends and then returns ctx's error.
+func (s *Store) LockRefresh(ctx context.Context, provider, mailbox string) (unlock func(), err error) {
+	mailbox, err = checkTokenArgs(provider, mailbox)
 	if err != nil {
-		return n, fmt.Errorf("backup: %w", err)
+		return nil, err
 	}
-	return n, nil
+	return s.be.lockRefresh(ctx, provider, mailbox)
 }

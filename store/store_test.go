@@ -237,7 +237,7 @@ func TestBackup(t *testing.T) {
 func paddingCount(t *testing.T, s *Store) int {
 	t.Helper()
 	var n int
-	s.db.View(func(tx *bolt.Tx) error {
+	s.bdb().View(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketPadding).Stats().KeyN
 		return nil
 	})

@@ -58,22 +58,28 @@ func TestRefreshTokenValidation(t *testing.T) {
 	}
 }
 
+// TestRefreshTokenOtherKeyFile: the same database with another key file
+// does not open at all (ErrKeyMismatch), whether that key file exists or
+// would have to be created; nothing is created over the data.
 func TestRefreshTokenOtherKeyFile(t *testing.T) {
 	o, _ := testOptions(t)
 	s := openT(t, o)
 	if err := s.SaveRefreshToken("microsoft", "a@example.com", refresh); err != nil {
 		t.Fatal(err)
 	}
-	_, secret := create(t, s, "a@example.com", "x", nil, time.Time{})
 	s.Close()
-	// The same database with a new key file: nothing opens or verifies.
 	o.KeyFile = filepath.Join(t.TempDir(), "other.key")
-	s = openT(t, o)
-	if tok, err := s.LoadRefreshToken("microsoft", "a@example.com"); !errors.Is(err, ErrUnseal) || tok != "" {
-		t.Errorf("other key: %q %v, want ErrUnseal", tok, err)
+	if _, err := Open(o); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("missing key file over data: %v, want ErrKeyMismatch", err)
 	}
-	if _, err := s.Verify("a@example.com", secret, ScopeIMAP, ""); err != ErrAuthFailed {
-		t.Errorf("password verified under another key file: %v", err)
+	if _, err := os.Stat(o.KeyFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a key file was created over existing data: %v", err)
+	}
+	if err := os.WriteFile(o.KeyFile, bytes.Repeat([]byte{7}, keyFileSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(o); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("other key file: %v, want ErrKeyMismatch", err)
 	}
 }
 
@@ -102,7 +108,7 @@ func TestRefreshTokenMovedRecord(t *testing.T) {
 	}
 	// Someone with write access to the file copies alice's record over
 	// mallory's, fields and all.
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.bdb().Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTokens)
 		v := slices.Clone(b.Get(tokenKey("microsoft", "alice@example.com")))
 		if err := b.Put(tokenKey("microsoft", "mallory@example.com"), v); err != nil {

@@ -3,8 +3,6 @@ package store
 import (
 	"crypto/subtle"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Verify checks secret for mailbox and scope (ScopeIMAP, ScopePOP3 or
@@ -14,22 +12,15 @@ import (
 // returns ErrAuthFailed itself, unwrapped, and costs the same time: the
 // secret is compared in constant time against every password of the mailbox
 // without stopping at a match, and the loop is padded with padding records
-// up to MaxPasswords. Only a failing database returns another error. Verify
-// never writes to the database; the last-used time is kept in memory and
-// flushed later (see Flush).
+// up to MaxPasswords. Only a failing database returns another error
+// (wrapping ErrUnavailable on postgres). Verify never writes to the
+// database; the last-used time is kept in memory and flushed later (see
+// Flush).
 func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) {
 	canon, merr := CanonicalMailbox(mailbox)
 	secret = normalizeSecret(secret)
 	mac := s.keys.hashSecret(canon, secret)
-	var rec *pwRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var b *bolt.Bucket
-		if merr == nil {
-			b = tx.Bucket(bucketPasswords).Bucket([]byte(canon))
-		}
-		rec = s.match(b, tx.Bucket(bucketPadding), mac)
-		return nil
-	})
+	rec, err := s.be.match(canon, merr == nil, mac, s.maxPw)
 	if err != nil {
 		// The store itself failed: not the client's fault, so not
 		// ErrAuthFailed; the caller answers "try later".
@@ -50,30 +41,19 @@ func (s *Store) Verify(mailbox, secret, scope, remote string) (Password, error) 
 	return rec.password(canon), nil
 }
 
-// match compares mac with the hash of every record in b (nil: unknown
-// mailbox), without stopping at a match, and then with records of the
-// padding bucket until MaxPasswords hashes have been compared. Each slot
-// costs one bbolt cursor step and one comparison whether the record is real
-// or padding, so the work does not tell whether the mailbox exists or how
-// many passwords it has. (Padding from a slice in memory measured several
-// times cheaper than cursor steps, making unknown mailboxes the fast case.)
-// ConstantTimeCompare returns early only on a length mismatch, and all
-// hashes are 32 bytes. Only the matching record, if any, is decoded.
-func (s *Store) match(b, padding *bolt.Bucket, mac []byte) *pwRecord {
-	var found []byte
-	n := 0
-	if b != nil {
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			found = pick(found, v, mac)
-			n++
-		}
+// pick returns v if its hash equals mac and nothing matched before, else
+// found. The comparison always runs. ConstantTimeCompare returns early only
+// on a length mismatch, and all hashes are 32 bytes.
+func pick(found, v, mac []byte) []byte {
+	if subtle.ConstantTimeCompare(recordHash(v), mac) == 1 && found == nil {
+		return v
 	}
-	c := padding.Cursor()
-	for k, v := c.First(); k != nil && n < s.maxPw; k, v = c.Next() {
-		found = pick(found, v, mac)
-		n++
-	}
+	return found
+}
+
+// decodeMatch decodes the matching value (nil: none). Only the match is
+// decoded, so the work before it does not depend on the records' contents.
+func decodeMatch(found []byte) *pwRecord {
 	if found == nil {
 		return nil
 	}
@@ -82,15 +62,6 @@ func (s *Store) match(b, padding *bolt.Bucket, mac []byte) *pwRecord {
 		return nil
 	}
 	return r
-}
-
-// pick returns v if its hash equals mac and nothing matched before, else
-// found. The comparison always runs.
-func pick(found, v, mac []byte) []byte {
-	if subtle.ConstantTimeCompare(recordHash(v), mac) == 1 && found == nil {
-		return v
-	}
-	return found
 }
 
 // fail logs why a login failed (never the secret) and returns ErrAuthFailed.

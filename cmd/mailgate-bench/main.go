@@ -47,6 +47,7 @@ type config struct {
 	cpuprofile      string
 	heapprofile     string
 	only            string // comma-separated row groups; "" means all
+	pg              pgConfig
 }
 
 // wants reports whether the row group name is to be measured.
@@ -72,6 +73,7 @@ func (c *config) quick() {
 	c.fetchMB, c.appendMB, c.passes, c.logins = 4, 2, 1, 20
 	c.rateFor, c.rateLevels, c.smtpMsgs, c.bigMB, c.pop3MB = time.Second, []int{5, 50}, 10, 2, 2
 	c.dovecotSessions, c.devupSessions, c.idleWindow = 20, 50, time.Second
+	c.pg.revokes = 5
 }
 
 func main() {
@@ -95,7 +97,8 @@ func main() {
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate, smtp and pop3 rows (pick with -only); builds mailgate with a profile hook")
 	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open; builds mailgate with a profile hook")
-	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,pop3,idle,far")
+	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,pop3,idle,far,pg")
+	cfg.pg.flags()
 	flag.Parse()
 	if *quick {
 		cfg.quick()

@@ -26,6 +26,11 @@ func run(cfg *config) (*report, error) {
 	if cfg.far && cfg.wants("far") {
 		rowFar(e, rep)
 	}
+	if cfg.wants("pg") {
+		if err := rowsPG(e, rep); err != nil {
+			return nil, fmt.Errorf("pg: %w", err)
+		}
+	}
 	return rep, nil
 }
 

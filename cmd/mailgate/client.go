@@ -39,7 +39,7 @@ func (e *env) call(f *flags, op string, args any, onEvent admin.EventFunc) (json
 // callLocal opens the store itself and runs the operation in-process.
 func callLocal(ctx context.Context, cfg *config.Config, op string, args any, onEvent admin.EventFunc) (json.RawMessage, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := openStore(cfg, log)
+	st, err := openStore(cfg, log, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -51,17 +51,29 @@ func callLocal(ctx context.Context, cfg *config.Config, op string, args any, onE
 	return svc.admin().Call(ctx, op, args, onEvent)
 }
 
-// openStore opens the store with a lock timeout and a hint when the file is
-// held by another process.
-func openStore(cfg *config.Config, log *slog.Logger) (*store.Store, error) {
-	st, err := store.Open(&store.Options{
-		Path: cfg.Store.Path, KeyFile: cfg.Store.KeyFile,
-		MaxPasswords: cfg.Accounts.MaxPasswords, Logger: log,
-	})
+// openStore opens the configured store, with a hint when a bbolt file is
+// held by another process. onChange receives the shared store's changes
+// (postgres); nil outside the daemon.
+func openStore(cfg *config.Config, log *slog.Logger, onChange func(store.Change)) (*store.Store, error) {
+	opts := storeOptions(cfg, log)
+	opts.OnChange = onChange
+	st, err := store.Open(opts)
 	if errors.Is(err, store.ErrInUse) {
 		return nil, withHint(err, "if the daemon runs, check that admin.socket in this config is the one it serves")
 	}
 	return st, err
+}
+
+// storeOptions turns the store section into store.Options. The DSN goes
+// to the store only: it may hold a password and is never logged.
+func storeOptions(cfg *config.Config, log *slog.Logger) *store.Options {
+	o := &store.Options{KeyFile: cfg.Store.KeyFile, MaxPasswords: cfg.Accounts.MaxPasswords, Logger: log}
+	if cfg.Store.Driver == config.DriverPostgres {
+		o.Driver, o.DSN = store.DriverPostgres, cfg.Store.DSN
+	} else {
+		o.Driver, o.Path = store.DriverBolt, cfg.Store.Path
+	}
+	return o
 }
 
 // loadConfig finds and loads the config, with a hint when it is missing.

@@ -27,6 +27,7 @@ type e2eOpts struct {
 	mechanism string           // xoauth2 (default) or oauthbearer, for both
 	noCAFile  bool             // leave out upstream ca_file: the stack's CA is untrusted
 	web       *e2eWeb          // the portal (e2e_web_env_test.go); nil: off
+	pg        *e2ePG           // the store on PostgreSQL (e2e_pg_env_test.go); nil: bbolt
 }
 
 // e2e is one running mailgate daemon between real clients and a real stack.
@@ -88,8 +89,7 @@ func (e *e2e) writeConfig() {
 		return s.CAFile
 	}
 	cfg := fmt.Sprintf(`hostname: localhost
-store:
-  path: %[1]s/state/mailgate.db
+%[9]s
 admin:
   socket: %[1]s/state/admin.sock
 tls:
@@ -116,7 +116,8 @@ accounts:
 log:
   level: debug
   format: json
-`, e.dir, e.stack.IMAPS, mech, ca(e.stack), smtpAddr, ca(smtpStack), e.idp.TokenURL(), e.idp.DeviceAuthURL())
+`, e.dir, e.stack.IMAPS, mech, ca(e.stack), smtpAddr, ca(smtpStack), e.idp.TokenURL(), e.idp.DeviceAuthURL(),
+		e.storeConfig())
 	cfg = e.webConfig(cfg)
 	e.cfg = filepath.Join(e.dir, "mailgate.yaml")
 	if err := os.MkdirAll(filepath.Join(e.dir, "state"), 0o700); err != nil {
@@ -125,6 +126,15 @@ log:
 	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// storeConfig is the store section: a bbolt file in the instance's state
+// directory, or the shared database.
+func (e *e2e) storeConfig() string {
+	if e.opts.pg != nil {
+		return e.opts.pg.storeConfig()
+	}
+	return fmt.Sprintf("store:\n  path: %s/state/mailgate.db", e.dir)
 }
 
 // start runs "mailgate serve" and waits for its four listeners (five with

@@ -32,16 +32,26 @@ limits:
   max_failure_delay: 1ms
 `
 
+// readyConfig is the metrics endpoint alone, for tests that only ask
+// /readyz.
+const readyConfig = `metrics:
+  listen: "127.0.0.1:0"
+`
+
 // startWithMetrics restarts e's daemon with the metrics endpoint and
 // returns its base URL.
-func (e *e2e) startWithMetrics() string {
+func (e *e2e) startWithMetrics() string { return e.startWith(metricsConfig) }
+
+// startWith restarts e's daemon with extra appended to its config, which
+// turns the metrics endpoint on, and returns the endpoint's base URL.
+func (e *e2e) startWith(extra string) string {
 	e.t.Helper()
 	e.d.stop(e.t)
 	f, err := os.OpenFile(e.cfg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := f.WriteString(metricsConfig); err != nil {
+	if _, err := f.WriteString(extra); err != nil {
 		e.t.Fatal(err)
 	}
 	f.Close()

@@ -27,7 +27,8 @@ Commands:
 const usageTail = `
 Every command takes -config FILE (default $MAILGATE_CONFIG, else ./mailgate.yaml);
 the admin commands take -json for scripts. They talk to the running daemon over
-its admin socket, or open the store themselves when no daemon runs.
+its admin socket, or open the store themselves when no daemon runs (with
+PostgreSQL: the database).
 
 Examples:
   mailgate config check -config /etc/mailgate/mailgate.yaml
@@ -35,6 +36,7 @@ Examples:
   mailgate password list -json alice@contoso.com
   mailgate password revoke alice@contoso.com 3f2a9c0d1e4b5a69
   mailgate account link alice@contoso.com
+  mailgate store copy -from /var/lib/mailgate/mailgate.db -to postgres://mailgate@db/mailgate
 `
 
 func main() {
@@ -74,6 +76,7 @@ var commands = []command{
 	{"account mailboxes", "[-limit N] [-offset N] [SEARCH]", "page through mailboxes, last uses and links", cmdAccountMailboxes},
 	{"account unlink", "MAILBOX", "delete the mailbox's refresh token", cmdAccountUnlink},
 	{"store backup", "FILE", "write a consistent copy of the database", cmdStoreBackup},
+	{"store copy", "-from FILE|URL -to FILE|URL", "copy every record between bbolt and PostgreSQL", cmdStoreCopy},
 	{"version", "", "print the version", cmdVersion},
 }
 

@@ -115,14 +115,10 @@ func (d *daemon) listenersReady(context.Context) error {
 	return nil
 }
 
-// storeReady reads from the store. bbolt cannot become unreachable while
-// the daemon holds it open, so this fails only once it is closed; a
-// database backend will check its connection here instead.
+// storeReady asks the store whether it answers: PostgreSQL must answer a
+// query within the store's ping timeout; bbolt fails only once closed.
 func storeReady(st *store.Store) func(context.Context) error {
-	return func(context.Context) error {
-		_, err := st.LoadRefreshToken("readyz", "readyz@mailgate.invalid")
-		return err
-	}
+	return st.Ping
 }
 
 // mailboxCounts counts the store's mailboxes by link state for the

@@ -44,7 +44,9 @@ type daemon struct {
 	limits   *proxy.Limits
 	obs      observability // the metrics endpoint; off without a metrics section
 	admin    net.Listener
+	changes  *changes           // the shared store's change feed -> sessions
 	unwatch  context.CancelFunc // stops the certificate watcher
+	unfeed   context.CancelFunc // stops re-checking sessions after a feed outage
 	hup      chan os.Signal     // SIGHUP: reload
 
 	// fronts are the front ends serving now, by frontKey; retired ones
@@ -94,11 +96,11 @@ func (d *daemon) start() error {
 	// the daemon answers cannot kill it (its default action).
 	d.hup = make(chan os.Signal, 1)
 	signal.Notify(d.hup, syscall.SIGHUP)
-	st, err := openStore(d.cfg, d.log)
+	err := d.openStore()
 	if err != nil {
 		return err
 	}
-	d.store = st
+	st := d.store
 	d.newMetrics(st)
 	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
 	if d.alerts, err = newAlerts(d.cfg, func() proxy.TokenSource { return d.tokens }, d.log); err != nil {
@@ -121,6 +123,7 @@ func (d *daemon) start() error {
 	}
 	d.adminSvc, d.oauth, d.oauthCfg = svc.admin(), svc.oauth, d.cfg.OAuth
 	d.tokens = backend.NewTokens(svc.oauth) // before any request: the alerts' mail uses it
+	d.changes.oauth.Store(svc.oauth)
 	go serveAdmin(d.admin, d.adminSvc, d.log)
 	d.throttle, d.limits = newThrottle(d.cfg.Limits), newLimits(d.cfg.Limits)
 	specs, err := d.plan(d.cfg, d.certs, d.throttle, d.limits)
@@ -131,6 +134,22 @@ func (d *daemon) start() error {
 		return err
 	}
 	return d.serveMetrics()
+}
+
+// openStore opens the store with its change feed (postgres: changes made
+// by other instances and the CLI) applied to the session registry.
+func (d *daemon) openStore() error {
+	d.changes = newChanges(&d.sessions, d.cfg.OAuth.Flow == config.FlowDelegated, d.log)
+	st, err := openStore(d.cfg, d.log, d.changes.apply)
+	if err != nil {
+		return err
+	}
+	d.store = st
+	d.changes.store.Store(st)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.unfeed = cancel
+	go d.changes.run(ctx)
+	return nil
 }
 
 // wait runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
@@ -180,6 +199,9 @@ func (d *daemon) stop() error {
 			d.log.Warn("sessions still open after the grace period were closed", "grace", d.cfg.ShutdownGrace)
 			errs[i] = nil
 		}
+	}
+	if d.unfeed != nil {
+		d.unfeed()
 	}
 	d.closeAlerts() // before the store: the mail to users needs tokens
 	d.closeMetrics()

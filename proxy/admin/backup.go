@@ -41,7 +41,7 @@ func (s *Service) Backup(ctx context.Context, a BackupArgs) (BackupResult, error
 		err = os.Rename(tmp.Name(), a.Path)
 	}
 	if err != nil {
-		return BackupResult{}, fmt.Errorf("store backup: %w", err)
+		return BackupResult{}, storeError(fmt.Errorf("store backup: %w", err))
 	}
 	s.logFor(ctx).Info("store backed up", "path", a.Path, "bytes", n)
 	return BackupResult{Path: a.Path, Bytes: n}, nil

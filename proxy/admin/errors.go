@@ -51,6 +51,10 @@ func storeError(err error) error {
 		return WithHint(err, "revoke an unused one first, or raise accounts.max_passwords")
 	case errors.Is(err, store.ErrDuplicateName):
 		return WithHint(err, "pick another -name, or revoke the old password first")
+	case errors.Is(err, store.ErrUnsupported):
+		return WithHint(err, "with PostgreSQL, back up with pg_dump (and keep the key file apart from it)")
+	case errors.Is(err, store.ErrUnavailable):
+		return WithHint(err, "check that PostgreSQL runs and that store.dsn or store.dsn_file names it")
 	}
 	return err
 }

@@ -50,6 +50,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, req *proxy.LoginReques
 	// the same time as a wrong password.
 	p, err := a.store.Verify(req.Username, req.Password, req.Proto, remote)
 	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		// Checked first: a store that cannot answer must never look like a
+		// wrong password, which makes Outlook ask the user for a new one
+		// (docs/clients.md) and would count toward the lockout.
+		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
 	case errors.Is(err, store.ErrAuthFailed):
 		return nil, proxy.ErrAuthFailed
 	case err != nil:
@@ -84,6 +89,9 @@ func (t Tokens) Token(ctx context.Context, mailbox string) (string, error) {
 	switch {
 	case err == nil:
 		return tok, nil
+	case errors.Is(err, store.ErrUnavailable):
+		// The grant could not be read: not a reason to re-link.
+		return "", fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
 	case errors.Is(err, oauth.ErrRelink):
 		return "", fmt.Errorf("%w: %w", proxy.ErrAuthFailed, err)
 	}

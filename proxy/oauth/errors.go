@@ -139,7 +139,7 @@ func (m *Manager) failed(key, mailbox, rt string, err error) error {
 // the refused one: the mailbox was linked again while the old token was at
 // the provider, and the new link must not be marked.
 func (m *Manager) relinked(mailbox, rt string) bool {
-	if e := m.entry(m.key(mailbox)); e != nil && e.pendingRT == rt {
+	if e := m.entry(m.key(mailbox)); e != nil && e.pending.Refresh == rt {
 		return false // rt is the newest; the store missed it
 	}
 	cur, err := m.store.LoadRefreshToken(m.ProviderName(), mailbox)

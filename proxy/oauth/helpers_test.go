@@ -16,13 +16,14 @@ type memStore struct {
 	tokens  map[string]string
 	relink  map[string]string
 	saves   int
-	failAll bool // SaveRefreshToken fails
+	failAll bool              // SaveRefreshToken and SaveToken fail
+	access  map[string]access // shared access tokens; see shared_mem_test.go
 }
 
 var _ TokenStore = (*memStore)(nil)
 
 func newMemStore() *memStore {
-	return &memStore{tokens: map[string]string{}, relink: map[string]string{}}
+	return &memStore{tokens: map[string]string{}, relink: map[string]string{}, access: map[string]access{}}
 }
 
 func (s *memStore) LoadRefreshToken(provider, mailbox string) (string, error) {
@@ -40,6 +41,7 @@ func (s *memStore) SaveRefreshToken(provider, mailbox, token string) error {
 	s.saves++
 	s.tokens[provider+"/"+mailbox] = token
 	delete(s.relink, provider+"/"+mailbox)
+	delete(s.access, provider+"/"+mailbox)
 	return nil
 }
 

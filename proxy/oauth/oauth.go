@@ -21,6 +21,8 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/oauth2/jwt"
 	"golang.org/x/sync/singleflight"
+
+	"mailgate/store"
 )
 
 // Provider is the identity provider that issues the tokens. Its value is
@@ -82,16 +84,31 @@ type Options struct {
 	OnLinkState func(mailbox, state, reason string)
 }
 
-// TokenStore keeps refresh tokens (sealed, in cmd's bbolt store).
+// TokenStore keeps refresh tokens and the shared access token (sealed, in
+// cmd's bbolt or PostgreSQL store). Several mailgate instances on one
+// PostgreSQL database share it, so that they make one refresh per expiry
+// between them, not one each.
 type TokenStore interface {
 	// LoadRefreshToken returns "" and nil when mailbox is not linked.
 	LoadRefreshToken(provider, mailbox string) (string, error)
 	// SaveRefreshToken stores token and records the time of the refresh;
-	// it is called after every successful refresh, rotated or not.
+	// it clears the shared access token (a new link starts afresh).
 	SaveRefreshToken(provider, mailbox, token string) error
 	// MarkRelink records that the provider refused the refresh token and
 	// why, so the admin sees which mailboxes need linking again.
 	MarkRelink(provider, mailbox, reason string) error
+	// LoadToken returns the refresh token and the shared access token with
+	// its expiry; store.Token{} when mailbox is not linked.
+	LoadToken(provider, mailbox string) (store.Token, error)
+	// SaveToken stores a refresh (rotated or not) and the access token it
+	// gave, in one write, after every successful refresh.
+	SaveToken(provider, mailbox string, t store.Token) error
+	// ForgetAccess clears the shared access token if it is still access:
+	// the upstream refused it, and no instance must take it again.
+	ForgetAccess(provider, mailbox, access string) error
+	// LockRefresh holds the mailbox's refresh lock across every instance on
+	// the store until unlock is called; it waits at most until ctx ends.
+	LockRefresh(ctx context.Context, provider, mailbox string) (unlock func(), err error)
 }
 
 var (

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"mailgate/store"
 )
 
 const (
@@ -23,6 +25,10 @@ const (
 	// does not fail the others waiting on the same refresh.
 	flightTimeout = 30 * time.Second
 	maxAttempts   = 3
+	// saveRetry spaces the attempts to save a rotated refresh token the
+	// store refused: often enough that another instance soon finds it,
+	// rarely enough not to load a store that is struggling.
+	saveRetry = 5 * time.Second
 )
 
 // entry is the cached state of one key (a mailbox, or the shared app key).
@@ -30,14 +36,24 @@ const (
 type entry struct {
 	access    string
 	refreshAt time.Time
-	pendingRT string // rotated refresh token the store failed to save
-	deadRT    string // refresh token the provider refused: never sent again
+	// pending is a rotated refresh token (with its access token) the store
+	// failed to save: it is used for the next refresh and saved again.
+	pending   store.Token
+	saveAfter time.Time // when to try saving pending again
+	deadRT    string    // refresh token the provider refused: never sent again
 	deadErr   error
+	// refused is the access token the upstream last refused: it is never
+	// taken from the shared store again, even if ForgetAccess failed.
+	refused string
 }
 
 // appKey is the cache key of a client-credentials token: one per client
 // and tenant, shared by all mailboxes.
 const appKey = "\x00app"
+
+// saveKey prefixes a key in the singleflight group to save its pending
+// refresh token again, apart from the key's token flight.
+const saveKey = "\x00save\x00"
 
 func (m *Manager) key(mailbox string) string {
 	if m.cc != nil {
@@ -54,10 +70,33 @@ func (m *Manager) entry(key string) *entry {
 }
 
 func (m *Manager) cached(key string) string {
-	if e := m.entry(key); e != nil && e.access != "" && m.now().Before(e.refreshAt) {
-		return e.access
+	e := m.entry(key)
+	if e == nil || e.access == "" || !m.now().Before(e.refreshAt) {
+		return ""
 	}
-	return ""
+	if e.pending.Refresh != "" && !m.now().Before(e.saveAfter) {
+		m.group.DoChan(saveKey+key, func() (any, error) { return nil, m.saveAgain(key, e.pending) })
+	}
+	return e.access
+}
+
+// update replaces key's entry with f applied to it (to the zero entry when
+// there is none), without losing a concurrent replacement.
+func (m *Manager) update(key string, f func(entry) entry) {
+	for {
+		old, ok := m.cache.Load(key)
+		if !ok {
+			n := f(entry{})
+			if _, loaded := m.cache.LoadOrStore(key, &n); !loaded {
+				return
+			}
+			continue
+		}
+		n := f(*old.(*entry))
+		if m.cache.CompareAndSwap(key, old, &n) {
+			return
+		}
+	}
 }
 
 // Token returns an access token for mailbox, from the cache or from one
@@ -72,8 +111,12 @@ func (m *Manager) Token(ctx context.Context, mailbox string) (string, error) {
 	if tok := m.cached(key); tok != "" {
 		return tok, nil
 	}
+	// The flight is detached so that a client giving up does not fail the
+	// others, but a wait for another instance's refresh keeps to this
+	// login's deadline.
 	detached := context.WithoutCancel(ctx)
-	ch := m.group.DoChan(key, func() (any, error) { return m.fetch(detached, key, mailbox) })
+	waitBy, _ := ctx.Deadline()
+	ch := m.group.DoChan(key, func() (any, error) { return m.fetch(detached, key, mailbox, waitBy) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -86,16 +129,24 @@ func (m *Manager) Token(ctx context.Context, mailbox string) (string, error) {
 }
 
 // Invalidate drops token from the cache after the upstream refused it,
-// unless a newer token has replaced it already.
+// unless a newer token has replaced it already, and from the shared store
+// so that no instance hands it out again.
 func (m *Manager) Invalidate(mailbox, token string) {
-	key := m.key(canonical(mailbox))
-	e := m.entry(key)
-	if e == nil || e.access != token {
-		return
+	mailbox = canonical(mailbox)
+	key := m.key(mailbox)
+	m.update(key, func(e entry) entry {
+		if e.access == token {
+			e.access = ""
+		}
+		e.refused = token
+		return e
+	})
+	if key == appKey || m.cfg == nil {
+		return // app tokens are per instance: nothing shared to forget
 	}
-	n := *e
-	n.access = ""
-	m.cache.CompareAndSwap(key, e, &n)
+	if err := m.store.ForgetAccess(m.ProviderName(), mailbox, token); err != nil {
+		m.log.Warn("oauth: forget shared access token", "user", mailbox, "err", err)
+	}
 }
 
 // Forget drops everything cached for mailbox (access token, a rotated
@@ -110,14 +161,14 @@ func (m *Manager) Forget(mailbox string) {
 }
 
 // fetch runs inside the singleflight for key.
-func (m *Manager) fetch(ctx context.Context, key, mailbox string) (any, error) {
+func (m *Manager) fetch(ctx context.Context, key, mailbox string, waitBy time.Time) (any, error) {
 	if tok := m.cached(key); tok != "" { // a flight that just ended
 		return tok, nil
 	}
 	ctx, cancel := context.WithTimeout(m.httpCtx(ctx), flightTimeout)
 	defer cancel()
 	if m.cfg != nil {
-		return m.refresh(ctx, key, mailbox)
+		return m.refresh(ctx, key, mailbox, waitBy)
 	}
 	start := time.Now()
 	tok, err := m.retry(ctx, func() (*oauth2.Token, error) { return m.appToken(ctx, mailbox) })
@@ -138,61 +189,25 @@ func (m *Manager) appToken(ctx context.Context, mailbox string) (*oauth2.Token, 
 	return cfg.TokenSource(ctx).Token()
 }
 
-// refresh redeems the mailbox's refresh token and saves the new one at once:
-// Microsoft rotates refresh tokens on use (docs/clients.md, "Refresh tokens
-// rotate and expire").
-func (m *Manager) refresh(ctx context.Context, key, mailbox string) (any, error) {
-	e := m.entry(key)
-	rt := ""
-	if e != nil {
-		rt = e.pendingRT
-	}
-	if rt == "" {
-		var err error
-		if rt, err = m.store.LoadRefreshToken(m.ProviderName(), mailbox); err != nil {
-			return nil, fmt.Errorf("%w: load refresh token: %w", ErrTransient, err)
-		}
-	}
-	if rt == "" {
-		return nil, fmt.Errorf("%w: %s is not linked", ErrRelink, mailbox)
-	}
-	if e != nil && e.deadRT == rt { // refused before: spare the provider
-		return nil, e.deadErr
-	}
-	start := time.Now()
-	tok, err := m.retry(ctx, func() (*oauth2.Token, error) {
-		return m.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
-	})
-	if err != nil {
-		return nil, m.told(start, m.failed(key, mailbox, rt, err))
-	}
-	m.saveRefreshed(key, mailbox, tok, rt)
-	m.told(start, nil)
-	return tok.AccessToken, nil
-}
-
-// save stores the refresh token (which also records the time of this
-// refresh) and caches the access token. If the store fails, the rotated
-// token is kept in memory for the next refresh.
-func (m *Manager) save(key, mailbox string, tok *oauth2.Token, oldRT string) {
-	if tok.RefreshToken == "" { // not rotated (RFC 6749 section 6)
-		tok.RefreshToken = oldRT
-	}
-	pending := ""
-	if err := m.store.SaveRefreshToken(m.ProviderName(), mailbox, tok.RefreshToken); err != nil {
-		m.log.Error("oauth: save refresh token", "user", mailbox, "err", err)
-		pending = tok.RefreshToken
-	}
-	m.put(key, tok, pending)
-}
-
 func (m *Manager) put(key string, tok *oauth2.Token, pendingRT string) {
-	m.cache.Store(key, &entry{access: tok.AccessToken, refreshAt: m.refreshAt(tok),
-		pendingRT: pendingRT})
+	m.putToken(key, tok.AccessToken, m.refreshAt(tok), store.Token{Refresh: pendingRT})
+}
+
+// putToken caches access until refreshAt, keeping what the upstream refused.
+func (m *Manager) putToken(key, access string, refreshAt time.Time, pending store.Token) {
+	m.update(key, func(e entry) entry {
+		return entry{access: access, refreshAt: refreshAt, pending: pending,
+			saveAfter: m.now().Add(saveRetry), refused: e.refused}
+	})
 }
 
 // refreshAt is when a cached token should be replaced.
 func (m *Manager) refreshAt(tok *oauth2.Token) time.Time {
+	return m.replaceAt(m.expiry(tok))
+}
+
+// expiry is when tok stops working by the provider's word.
+func (m *Manager) expiry(tok *oauth2.Token) time.Time {
 	life := defaultLifetime
 	switch {
 	case tok.ExpiresIn > 0:
@@ -200,8 +215,15 @@ func (m *Manager) refreshAt(tok *oauth2.Token) time.Time {
 	case !tok.Expiry.IsZero():
 		life = time.Until(tok.Expiry)
 	}
+	return m.now().Add(life)
+}
+
+// replaceAt is when a token expiring at expiry should be replaced: the
+// early-refresh margin before, or half way for short-lived tokens.
+func (m *Manager) replaceAt(expiry time.Time) time.Time {
+	life := expiry.Sub(m.now())
 	if life > 2*earlyRefresh {
-		return m.now().Add(life - earlyRefresh)
+		return expiry.Add(-earlyRefresh)
 	}
 	return m.now().Add(life / 2)
 }

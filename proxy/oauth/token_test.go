@@ -20,9 +20,12 @@ func TestRefreshRotationSurvivesRestart(t *testing.T) {
 	if !srv.ValidFor(tok, alice) || rotated == first || rotated == "" || store.saveCount() != 2 {
 		t.Fatalf("after refresh: valid=%v rotated=%v saves=%d", srv.ValidFor(tok, alice), rotated != first, store.saveCount())
 	}
-	// A new process on the same store: the old refresh token is dead at the
-	// provider now, so this works only because the rotated one was saved.
-	m2 := newManager(t, delegatedOptions(srv, store))
+	// A new process on the same store, once the shared access token has
+	// expired: the old refresh token is dead at the provider now, so this
+	// works only because the rotated one was saved.
+	o := delegatedOptions(srv, store)
+	o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	m2 := newManager(t, o)
 	if tok2 := mustToken(t, m2, alice); !srv.ValidFor(tok2, alice) {
 		t.Fatal("token after restart not valid")
 	}

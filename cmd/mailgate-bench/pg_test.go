@@ -1,0 +1,48 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mailgate/internal/mailstack"
+)
+
+// TestSmokePG runs the PostgreSQL rows in miniature (a throwaway cluster,
+// a bbolt and two PostgreSQL daemons of the real binary) and checks that
+// they produced figures, with no failed login or revocation. It asserts
+// nothing about speed.
+func TestSmokePG(t *testing.T) {
+	if err := mailstack.Available(); err != nil {
+		t.Skipf("%v", err) // .ci/deps installs the stack and PostgreSQL, so CI runs this
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: Postfix refuses to run otherwise")
+	}
+	logOut = io.Discard
+	cfg := defaults()
+	cfg.quick()
+	cfg.only = "pg"
+	cfg.out = filepath.Join(t.TempDir(), "bench.json")
+	rep, err := run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Skipped) > 0 && os.Getenv("CI") == "" {
+		t.Skipf("%v", rep.Skipped)
+	}
+	for _, w := range []string{"logins/s at 20 concurrent", "logins/s at 50 concurrent",
+		"revoke to session end p50", "revoke to session end p99"} {
+		if !hasRow(rep, w) {
+			t.Errorf("no row %q in %+v (skipped: %v)", w, rep.Rows, rep.Skipped)
+		}
+	}
+	for _, r := range rep.Rows {
+		clean := strings.HasSuffix(r.Note, "; 0 / 0 errors") || strings.Contains(r.Note, " revocations, 0 errors;")
+		if r.Direct <= 0 || r.Mailgate <= 0 || !clean {
+			t.Errorf("row %q: bbolt or same instance %v, postgres or other instance %v; %s", r.Name, r.Direct, r.Mailgate, r.Note)
+		}
+	}
+}
