@@ -18,6 +18,13 @@ import (
 // query a second.
 const resyncRetry = time.Second
 
+// resyncSettle is when a re-check runs a second time: a login whose
+// password check read the database before a revoke that the feed missed
+// may register just after the first pass listed the live sessions. Its
+// query ends within the store's 5 s query timeout and it registers right
+// after, so a second pass 6 s later sees it.
+const resyncSettle = 6 * time.Second
+
 // changes applies the shared store's change feed (store.Options.OnChange)
 // to this daemon: a revoke, revoke-all or unlink made through any instance
 // or by the CLI straight against the database ends the sessions here too.
@@ -33,10 +40,12 @@ type changes struct {
 	store     atomic.Pointer[store.Store]   // set once Open returned; changes may come before
 	oauth     atomic.Pointer[oauth.Manager] // nil until built
 	resync    chan struct{}                 // one pending re-check; more coalesce
+	settle    time.Duration                 // when the second pass runs; resyncSettle
 }
 
 func newChanges(sessions *proxy.Registry, delegated bool, log *slog.Logger) *changes {
-	return &changes{sessions: sessions, delegated: delegated, log: log, resync: make(chan struct{}, 1)}
+	return &changes{sessions: sessions, delegated: delegated, log: log, resync: make(chan struct{}, 1),
+		settle: resyncSettle}
 }
 
 // apply is the store's OnChange. It runs on the store's listener
@@ -71,13 +80,31 @@ func (c *changes) run(ctx context.Context) {
 			return
 		case <-c.resync:
 		}
-		for !c.recheck() {
-			select {
-			case <-ctx.Done():
+		for _, wait := range []time.Duration{0, c.settle} {
+			if !sleep(ctx, wait) {
 				return
-			case <-time.After(resyncRetry):
+			}
+			for !c.recheck() {
+				if !sleep(ctx, resyncRetry) {
+					return
+				}
 			}
 		}
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
