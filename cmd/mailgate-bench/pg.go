@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"mailgate/internal/pgtest"
 )
 
 // The PostgreSQL rows (issue 15): the login rate with the store on
@@ -72,12 +74,12 @@ func (e *env) pgDatabase() (dsn string, stop func(), err error) {
 	if e.cfg.pg.dsn != "" {
 		return e.cfg.pg.dsn, func() {}, nil
 	}
-	c, err := startPG(filepath.Join(e.dir, "pg"))
+	c, err := pgtest.New(&pgtest.Options{Durable: true})
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("%w (install postgresql, or pass -pg DSN)", err)
 	}
-	logf("postgres: throwaway cluster on 127.0.0.1:%d", c.port)
-	return c.dsn(), c.stop, nil
+	logf("postgres: throwaway cluster on 127.0.0.1:%d", c.Port())
+	return c.DSN("postgres"), c.Close, nil
 }
 
 // pgRate runs both daemons at each level, bbolt first, twice over so that

@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"testing"
 )
 
 // Superuser is the database superuser initdb creates; tests connect as it,
@@ -31,37 +30,79 @@ import (
 // the socket without one.
 const Superuser = "mailgate"
 
+// TB is the part of testing.TB that Start uses, declared here so that the
+// benchmark binary can use New without importing testing.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Skipf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// Options configure New.
+type Options struct {
+	// Durable keeps PostgreSQL's fsync and synchronous commit on, as in
+	// production (the benchmark's revocations write); tests turn them off
+	// for speed.
+	Durable bool
+}
+
 // Cluster is a running throwaway PostgreSQL server.
 type Cluster struct {
-	bin   string // directory of initdb, pg_ctl
-	dir   string // data directory (and socket directory: dir/sock)
-	port  int
-	pass  string              // Superuser's password
-	cred  *syscall.Credential // nil when not root
-	mu    sync.Mutex
-	count int // databases created by NewDatabase
+	bin     string // directory of initdb, pg_ctl
+	dir     string // data directory (and socket directory: dir/sock)
+	durable bool
+	port    int
+	pass    string              // Superuser's password
+	cred    *syscall.Credential // nil when not root
+	mu      sync.Mutex
+	count   int // databases created by NewDatabase
 }
 
 // Start creates and starts a cluster and returns the DSN of its "postgres"
 // database. The cluster is stopped and removed when tb ends.
-func Start(tb testing.TB) (dsn string, ctl *Cluster) {
+func Start(tb TB) (dsn string, ctl *Cluster) {
 	tb.Helper()
-	bin, err := findBin()
-	if err != nil {
+	if _, err := findBin(); err != nil {
 		if os.Getenv("CI") == "" {
 			tb.Skipf("pgtest: %v (install Debian's postgresql; CI does)", err)
 		}
 		tb.Fatalf("pgtest: %v", err)
 	}
-	c := &Cluster{bin: bin}
-	if err := c.create(tb); err != nil {
+	c, err := New(nil)
+	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
-	tb.Cleanup(func() { c.stop("immediate") })
-	if err := c.Start(); err != nil {
-		tb.Fatalf("pgtest: %v", err)
-	}
+	tb.Cleanup(c.Close)
 	return c.DSN("postgres"), c
+}
+
+// New creates a cluster in a temporary directory and starts it; Close
+// stops and removes it. A nil opts is the tests' fast cluster.
+func New(opts *Options) (*Cluster, error) {
+	bin, err := findBin()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{bin: bin, durable: opts != nil && opts.Durable}
+	if err := c.create(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.Start(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops the server at once and removes its directory.
+func (c *Cluster) Close() {
+	if c.dir == "" {
+		return
+	}
+	c.stop("immediate")
+	os.RemoveAll(c.dir)
 }
 
 // findBin looks for pg_ctl in PATH, then under /usr/lib/postgresql/*/bin
@@ -92,12 +133,11 @@ func version(binDir string) int {
 }
 
 // create runs initdb into a fresh temp dir owned by the unprivileged user.
-func (c *Cluster) create(tb testing.TB) error {
+func (c *Cluster) create() error {
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return err
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
 	c.dir = dir
 	if err := c.dropRoot(); err != nil {
 		return err
@@ -188,8 +228,10 @@ func (c *Cluster) run(name string, args ...string) error {
 // Start starts the server (again, after Stop) on the same port and data,
 // and waits until it accepts connections.
 func (c *Cluster) Start() error {
-	opts := fmt.Sprintf("-p %d -k %s -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "+
-		"-c full_page_writes=off -c max_connections=200", c.port, c.sockDir())
+	opts := fmt.Sprintf("-p %d -k %s -h 127.0.0.1 -c max_connections=200", c.port, c.sockDir())
+	if !c.durable {
+		opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
 	return c.run("pg_ctl", "start", "-w", "-t", "60", "-D", c.dataDir(),
 		"-l", filepath.Join(c.dir, "server.log"), "-o", opts)
 }
@@ -225,7 +267,7 @@ func (c *Cluster) Password() string { return c.pass }
 
 // NewDatabase creates an empty database and returns its DSN, so that tests
 // sharing one cluster per package each get their own data.
-func (c *Cluster) NewDatabase(tb testing.TB) string {
+func (c *Cluster) NewDatabase(tb TB) string {
 	tb.Helper()
 	c.mu.Lock()
 	c.count++
