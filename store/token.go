@@ -30,6 +30,7 @@ type Token struct {
 	Refresh      string
 	Access       string    // "" = none shared
 	AccessExpiry time.Time // when Access expires
+	Saved        time.Time // when it was saved (LoadToken only): with AccessExpiry, the token's life
 }
 
 func tokenKey(provider, mailbox string) []byte {
@@ -113,7 +114,7 @@ func (s *Store) LoadToken(provider, mailbox string) (Token, error) {
 	t := Token{Refresh: refresh}
 	if len(r.Access) > 0 {
 		if a, err := s.keys.openAD(r, r.Access, accessAD(provider, mailbox)); err == nil {
-			t.Access, t.AccessExpiry = a, r.AccessExpiry
+			t.Access, t.AccessExpiry, t.Saved = a, r.AccessExpiry, r.LastRefresh
 		}
 	}
 	return t, nil

@@ -4,6 +4,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -16,9 +17,16 @@ import (
 // expired, spread over the instances (issue 15).
 const rotationLogins = 50
 
+// rotationTTL is the access tokens' lifetime at the provider: short, so that
+// the test can wait for a real expiry (the store's shared token then says
+// expired too, as in production), long enough that the token one refresh
+// gives lasts through the 50 logins (the cache replaces a short-lived
+// token half way through its life).
+const rotationTTL = 16 * time.Second
+
 // TestE2EPostgresRotation: two daemons on one database, the mailbox's
-// access token expired at the provider, 50 IMAP logins at once spread over
-// both. fakeidp rotates the refresh token on every use and refuses a used
+// access token expired (its lifetime passed), 50 IMAP logins at once spread
+// over both. fakeidp rotates the refresh token on every use and refuses a used
 // one, so a second refresh from the other instance with the old token would
 // fail and mark the mailbox for relinking: exactly one refresh must happen,
 // and every login must succeed. After a restart of both daemons (cold
@@ -34,7 +42,7 @@ func TestE2EPostgresRotation(t *testing.T) {
 		}
 	}
 	before := env.idp.Refreshes(user)
-	env.idp.ExpireAccessTokens()
+	time.Sleep(rotationTTL) // every access token handed out so far expires
 	concurrentLogins(t, in, user, pass)
 	if got := env.idp.Refreshes(user) - before; got != 1 {
 		t.Fatalf("%d refreshes for %d concurrent logins over 2 instances, want 1", got, rotationLogins)
@@ -104,7 +112,7 @@ func newRotationEnv(t *testing.T) *pgEnv {
 	}
 	mailgateBinary(t)
 	_, ctl := pgtest.Start(t)
-	idp, err := fakeidp.NewServer(nil)
+	idp, err := fakeidp.NewServer(&fakeidp.Options{AccessTTL: rotationTTL})
 	if err != nil {
 		t.Fatal(err)
 	}

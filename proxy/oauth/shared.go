@@ -29,8 +29,10 @@ func (m *Manager) refresh(ctx context.Context, key, mailbox string, waitBy time.
 		if err != nil {
 			return nil, fmt.Errorf("%w: load token: %w", ErrTransient, err)
 		}
-		if m.usable(e, t, earlyRefresh) {
-			return m.share(key, t), nil
+		if m.usable(e, t, shareMargin(t)) {
+			if tok, ok := m.share(key, t); ok {
+				return tok, nil
+			}
 		}
 		seen = t.Access
 	}
@@ -68,8 +70,10 @@ func (m *Manager) refreshLocked(ctx context.Context, key, mailbox, seen string) 
 	}
 	if e.pending.Refresh != "" {
 		t = m.saveAgainLocked(key, mailbox, e.pending, t)
-	} else if m.usable(e, t, earlyRefresh) || (t.Access != seen && m.usable(e, t, 0)) {
-		return m.share(key, t), nil
+	} else if m.usable(e, t, shareMargin(t)) || (t.Access != seen && m.usable(e, t, 0)) {
+		if tok, ok := m.share(key, t); ok {
+			return tok, nil
+		}
 	}
 	rt := t.Refresh
 	if rt == "" {
@@ -98,10 +102,31 @@ func (m *Manager) usable(e entry, t store.Token, margin time.Duration) bool {
 		t.AccessExpiry.Sub(m.now()) > margin
 }
 
-// share caches the store's access token and returns it.
-func (m *Manager) share(key string, t store.Token) string {
-	m.putToken(key, t.Access, m.replaceAt(t.AccessExpiry), store.Token{})
-	return t.Access
+// shareMargin is the life a shared access token must have left to be
+// taken: what the cache keeps of a token (replaceAt), the early-refresh
+// margin, or half the life of a short-lived one (else every instance
+// would refresh a token shorter-lived than the margin for itself).
+func shareMargin(t store.Token) time.Duration {
+	if life := t.AccessExpiry.Sub(t.Saved); !t.Saved.IsZero() && life < 2*earlyRefresh {
+		return life / 2
+	}
+	return earlyRefresh
+}
+
+// share caches the store's access token and returns it, unless the
+// upstream refused that token here since this flight looked at the cache:
+// a login's Invalidate can land between the flight's read of the entry and
+// this, and caching the token again would fail the login's retry too.
+func (m *Manager) share(key string, t store.Token) (string, bool) {
+	var ok bool
+	m.update(key, func(e entry) entry {
+		if ok = t.Access != e.refused; !ok {
+			return e
+		}
+		return entry{access: t.Access, refreshAt: m.replaceAt(t.AccessExpiry),
+			saveAfter: m.now().Add(saveRetry), refused: e.refused}
+	})
+	return t.Access, ok
 }
 
 // save stores the refresh token with the access token it gave (which also
