@@ -38,10 +38,8 @@ func newReceiver(t *testing.T, script ...int) *receiver {
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	r.arrived <- struct{}{}
-	if r.hold != nil {
-		<-r.hold
-	}
+	// The post is recorded before it is signalled, so that a test that
+	// waited for it sees it in got().
 	r.mu.Lock()
 	r.posts = append(r.posts, post{body, req.Header.Get(SignatureHeader), req.Header.Get("Content-Type")})
 	status := http.StatusOK
@@ -49,6 +47,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		status, r.script = r.script[0], r.script[1:]
 	}
 	r.mu.Unlock()
+	r.arrived <- struct{}{}
+	if r.hold != nil {
+		<-r.hold
+	}
 	if status/100 == 3 {
 		w.Header().Set("Location", "/moved") // a client that follows posts again
 	}
