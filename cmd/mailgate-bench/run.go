@@ -80,25 +80,37 @@ func runShared(e *env, rep *report) error {
 }
 
 func rowThroughput(e *env, d *daemon, rep *report) error {
-	relay, stop, err := startHelper("relay " + e.stack.IMAPS)
+	relay, stop, err := e.tlsRelay(e.stack.IMAPS)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	logf("throughput: FETCH %d MiB, APPEND %d MiB, %d passes", e.cfg.fetchMB, e.cfg.appendMB, e.cfg.passes)
 	fetch, appnd, err := throughput(e, []path{
-		{"direct", e.stack.IMAPS, e.direct},
-		{"mailgate", d.imap, d.login},
-		{"relay", relay, e.direct},
+		{"direct", e.stack.IMAPS, e.direct, nil},
+		{"mailgate", d.imap, d.login, d.cpu},
+		{"relay", relay.addr, e.direct, relay.cpu},
 	})
 	if err != nil {
 		return err
 	}
-	rep.add(row{Name: fmt.Sprintf("FETCH %d MiB mailbox", e.cfg.fetchMB), Unit: "MiB/s", Direct: fetch["direct"],
-		Mailgate: fetch["mailgate"], Relay: fetch["relay"], HigherBetter: true})
-	rep.add(row{Name: fmt.Sprintf("APPEND %d MiB", e.cfg.appendMB), Unit: "MiB/s", Direct: appnd["direct"],
-		Mailgate: appnd["mailgate"], Relay: appnd["relay"], HigherBetter: true})
+	rep.add(flowRow(fmt.Sprintf("UID FETCH %d MiB mailbox", e.cfg.fetchMB), fetch))
+	rep.add(flowRow(fmt.Sprintf("APPEND %d MiB", e.cfg.appendMB), appnd))
 	return nil
+}
+
+// flowRow is a throughput row with the CPU-seconds per GiB of mailgate
+// and of the plain relay.
+func flowRow(name string, f map[string]*flow) row {
+	return row{Name: name, Unit: "MiB/s", Direct: f["direct"].rate(), Mailgate: f["mailgate"].rate(),
+		Relay: f["relay"].rate(), HigherBetter: true,
+		MailgateCPU: f["mailgate"].cpuPerGiB(), RelayCPU: f["relay"].cpuPerGiB()}
+}
+
+// tlsRelay starts the plain Go TLS relay to target, with the stack's
+// certificate.
+func (e *env) tlsRelay(target string) (helper, func(), error) {
+	return startHelperProc(fmt.Sprintf("tlsrelay %s %s %s %s", target, e.certFile, e.keyFile, e.caFile))
 }
 
 func rowLatency(e *env, d *daemon, rep *report) error {
