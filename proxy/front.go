@@ -288,7 +288,7 @@ func (l *frontListener) Accept() (net.Conn, error) {
 // admit applies the limits to nc and tracks it; nil means nc was refused.
 func (f *Front) admit(nc net.Conn, mode TLSMode) *Conn {
 	remote := RemoteAddr(nc)
-	c := &Conn{Conn: nc, f: f, remote: remote, deadline: time.Now().Add(f.o.PreAuthTimeout)}
+	c := &Conn{Conn: newBatchConn(nc), f: f, remote: remote, deadline: time.Now().Add(f.o.PreAuthTimeout)}
 	slot, ok := f.o.Limits.Admit(remote, c.evict)
 	if !ok {
 		f.log.Warn("connection refused: too many connections", "proto", f.o.Proto, "remote", addrString(remote))

@@ -40,9 +40,16 @@ type RelayCounters struct {
 	UpstreamToClient ByteCounter
 }
 
-// relayBufSize is the copy buffer per direction while data flows: 16 KiB
-// is the largest TLS record's plaintext, so one Read drains a record.
-const relayBufSize = 16 << 10
+// relayBufSize is the copy buffer per direction while data flows: four
+// TLS records of plaintext (maxRecord). One Read gets at most one record;
+// the records already received follow it into the buffer (drain), and
+// leave in one write, one system call under the TLS (batchConn).
+const relayBufSize = 64 << 10
+
+// drainFrom is the least a Read must have brought for the relay to look
+// for more records already received: less is a command or a response
+// line, and is written at once.
+const drainFrom = 4 << 10
 
 // relaySmall is what a direction holds while it waits for data. IMAP
 // sessions spend hours in IDLE (RFC 2177); a pooled 16 KiB buffer per
@@ -135,7 +142,7 @@ func relayEnd(err error) RelayEnd {
 // Read; the first bytes take a big pooled buffer, given back when src has
 // been read for relayHot (see hot).
 func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, count ByteCounter, side RelayEnd) error {
-	w := &relayWriter{r: r, w: dst, n: n, count: count}
+	w := &relayWriter{r: r, w: dst, n: n, count: count, batch: batcherOf(dst)}
 	if len(buffered) > 0 {
 		if _, err := w.Write(buffered); err != nil {
 			return err
@@ -180,6 +187,10 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	bp := relayBufs.Get().(*[]byte)
 	relayBufsOut.Add(1)
 	defer func() { relayBufs.Put(bp); relayBufsOut.Add(-1) }()
+	if b := batcherOf(src); b != nil {
+		b.readAhead(true)
+		defer b.readAhead(false)
+	}
 	buf := *bp
 	n := copy(buf, first)
 	if n == relaySmall {
@@ -196,9 +207,10 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	if _, err := w.Write(buf[:n]); err != nil {
 		return err
 	}
-	src.SetReadDeadline(r.readDeadline(true))
+	until := r.readDeadline(true)
+	src.SetReadDeadline(until)
 	for {
-		err := r.move(w, src, buf)
+		err := r.move(w, src, buf, until)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !r.expired() {
 			return nil // back to waiting with the small buffer
 		}
@@ -208,9 +220,13 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	}
 }
 
-// move does one Read into buf and writes what it got.
-func (r *relay) move(w *relayWriter, src net.Conn, buf []byte) error {
+// move does one Read into buf, adds what followed it if it was big, and
+// writes what it got.
+func (r *relay) move(w *relayWriter, src net.Conn, buf []byte, until time.Time) error {
 	k, err := src.Read(buf)
+	if err == nil && k >= drainFrom {
+		k, err = drain(src, buf, k, until)
+	}
 	if k > 0 {
 		r.touch(false)
 		if _, werr := w.Write(buf[:k]); werr != nil {
@@ -218,6 +234,26 @@ func (r *relay) move(w *relayWriter, src net.Conn, buf []byte) error {
 		}
 	}
 	return err
+}
+
+// drain adds to buf[:n] what src has received already, without waiting: a
+// *tls.Conn returns one record per Read, and the records behind it may be
+// decrypted from what the last system call read. Then the read deadline
+// is until again.
+func drain(src net.Conn, buf []byte, n int, until time.Time) (int, error) {
+	src.SetReadDeadline(longAgo)
+	defer src.SetReadDeadline(until)
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // readDeadline is when a Read must give up: the idle deadline, or for a
@@ -265,13 +301,29 @@ type relayWriter struct {
 	w     net.Conn
 	n     *int64
 	count ByteCounter // nil: not counted live
+	batch *batchConn  // under w's TLS; nil: none
 }
 
+// Write writes p to the destination and counts it.
 func (rw *relayWriter) Write(p []byte) (int, error) {
-	n, err := rw.w.Write(p)
+	n, err := rw.write(p)
 	*rw.n += int64(n)
 	if rw.count != nil && n > 0 {
 		rw.count.Add(float64(n))
+	}
+	return n, err
+}
+
+// write sends the TLS records of more than one record's worth in one
+// system call (batchConn).
+func (rw *relayWriter) write(p []byte) (int, error) {
+	if rw.batch == nil || len(p) <= maxRecord {
+		return rw.w.Write(p)
+	}
+	rw.batch.cork()
+	n, err := rw.w.Write(p)
+	if ferr := rw.batch.flush(); err == nil {
+		err = ferr
 	}
 	return n, err
 }
