@@ -11,14 +11,14 @@ import (
 const maxRecord = 16 << 10
 
 // batchMax is what a corked batchConn gathers before it writes: the
-// records of one relay write (relayBufSize of plaintext) and their
+// records of one relay write (bulkBufSize of plaintext) and their
 // headers, nonces and tags.
-const batchMax = relayBufSize + relayBufSize/maxRecord*256
+const batchMax = bulkBufSize + bulkBufSize/maxRecord*256
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchMax); return &b }}
 
 // readAheadSize is what a hot batchConn reads with one system call.
-const readAheadSize = relayBufSize
+const readAheadSize = bulkBufSize
 
 var readAheadBufs = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
 

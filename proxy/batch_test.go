@@ -55,7 +55,7 @@ func batchTLSPair(t *testing.T) (server, client *tls.Conn, b *batchConn, cc *cou
 // and the peer reads the same bytes.
 func TestBatchCorkOneWrite(t *testing.T) {
 	server, client, b, cc := batchTLSPair(t)
-	data := make([]byte, relayBufSize)
+	data := make([]byte, bulkBufSize)
 	rand.NewChaCha8([32]byte{1}).Read(data)
 	got := make(chan []byte, 1)
 	go func() {
@@ -78,7 +78,7 @@ func TestBatchCorkOneWrite(t *testing.T) {
 	if _, err := server.Write(data); err != nil { // uncorked: one per record
 		t.Fatal(err)
 	}
-	if n := cc.writes.Load() - w0; n < relayBufSize/maxRecord {
+	if n := cc.writes.Load() - w0; n < bulkBufSize/maxRecord {
 		t.Errorf("uncorked 64 KiB TLS write took %d socket writes, want one per record", n)
 	}
 	if g := <-got; !bytes.Equal(g, append(bytes.Clone(data), data...)) {
@@ -170,7 +170,7 @@ func TestRelayTLSBatchedBoundaries(t *testing.T) {
 		res <- relayResult{st, err}
 	}()
 	sizes := []int{1, relaySmall - 1, relaySmall, relaySmall + 1, drainFrom - 1, drainFrom, drainFrom + 1,
-		maxRecord - 1, maxRecord, maxRecord + 1, relayBufSize - 1, relayBufSize, relayBufSize + 1, 3 << 20}
+		maxRecord - 1, maxRecord, maxRecord + 1, bulkBufSize - 1, bulkBufSize, bulkBufSize + 1, 3 << 20}
 	up := pattern(5, sizes)
 	down := pattern(6, sizes)
 	var wg sync.WaitGroup

@@ -40,11 +40,16 @@ type RelayCounters struct {
 	UpstreamToClient ByteCounter
 }
 
-// relayBufSize is the copy buffer per direction while data flows: four
-// TLS records of plaintext (maxRecord). One Read gets at most one record;
-// the records already received follow it into the buffer (drain), and
-// leave in one write, one system call under the TLS (batchConn).
-const relayBufSize = 64 << 10
+// relayBufSize is the copy buffer per direction while data flows: 16 KiB
+// is the largest TLS record's plaintext, so one Read drains a record.
+const relayBufSize = 16 << 10
+
+// bulkBufSize is the copy buffer of a direction that moves records of
+// drainFrom or more (a FETCH, an APPEND): four TLS records. One Read gets
+// at most one record; the records already received follow it into the
+// buffer (drain), and leave in one write, one system call under the TLS
+// (batchConn).
+const bulkBufSize = 64 << 10
 
 // drainFrom is the least a Read must have brought for the relay to look
 // for more records already received: less is a command or a response
@@ -61,9 +66,13 @@ const relaySmall = 512
 // coming this costs one extra small read per relayHot.
 const relayHot = time.Second
 
-var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+var (
+	relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+	bulkBufs  = sync.Pool{New: func() any { b := make([]byte, bulkBufSize); return &b }}
+)
 
-// relayBufsOut counts big buffers taken from relayBufs; tests read it.
+// relayBufsOut counts hot buffers taken from relayBufs or bulkBufs; tests
+// read it.
 var relayBufsOut atomic.Int64
 
 // relay is the state shared by the two copy directions of one session.
@@ -184,14 +193,9 @@ var longAgo = time.Unix(1, 0)
 // waiting so that it leaves in the same record, then whatever comes
 // within relayHot.
 func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
-	bp := relayBufs.Get().(*[]byte)
-	relayBufsOut.Add(1)
-	defer func() { relayBufs.Put(bp); relayBufsOut.Add(-1) }()
-	if b := batcherOf(src); b != nil {
-		b.readAhead(true)
-		defer b.readAhead(false)
-	}
-	buf := *bp
+	h := newHotBuf(src)
+	defer h.release()
+	buf := h.buf()
 	n := copy(buf, first)
 	if n == relaySmall {
 		src.SetReadDeadline(longAgo)
@@ -210,7 +214,7 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	until := r.readDeadline(true)
 	src.SetReadDeadline(until)
 	for {
-		err := r.move(w, src, buf, until)
+		err := r.move(w, src, h, until)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !r.expired() {
 			return nil // back to waiting with the small buffer
 		}
@@ -220,16 +224,17 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	}
 }
 
-// move does one Read into buf, adds what followed it if it was big, and
-// writes what it got.
-func (r *relay) move(w *relayWriter, src net.Conn, buf []byte, until time.Time) error {
-	k, err := src.Read(buf)
+// move does one Read, adds what followed it if it was a record's worth
+// (in the bulk buffer), and writes what it got.
+func (r *relay) move(w *relayWriter, src net.Conn, h *hotBuf, until time.Time) error {
+	k, err := src.Read(h.buf())
 	if err == nil && k >= drainFrom {
-		k, err = drain(src, buf, k, until)
+		h.toBulk(k)
+		k, err = drain(src, h.buf(), k, until)
 	}
 	if k > 0 {
 		r.touch(false)
-		if _, werr := w.Write(buf[:k]); werr != nil {
+		if _, werr := w.Write(h.buf()[:k]); werr != nil {
 			return werr
 		}
 	}
