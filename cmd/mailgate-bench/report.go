@@ -71,8 +71,11 @@ func (r *report) table() string {
 		if x.Relay != 0 {
 			relay = fmt.Sprintf("%.1f (mailgate %.2fx)", x.Relay, x.Mailgate/x.Relay)
 		}
-		if x.MailgateCPU != 0 {
+		switch {
+		case x.MailgateCPU != 0 && x.RelayCPU != 0:
 			cpu = fmt.Sprintf("%.2f (%.2f)", x.MailgateCPU, x.RelayCPU)
+		case x.MailgateCPU != 0:
+			cpu = fmt.Sprintf("%.2f", x.MailgateCPU)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2fx | %s | %s | %s |\n",
 			x.Name, x.Unit, x.Direct, x.Mailgate, x.Ratio(), relay, cpu, x.Note)

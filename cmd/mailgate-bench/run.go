@@ -158,15 +158,17 @@ func rowRate(e *env, d *daemon, rep *report) error {
 
 func rowSMTP(e *env, d *daemon, rep *report) error {
 	logf("smtp: %d x 10 KB, 1 x %d MiB", e.cfg.smtpMsgs, e.cfg.bigMB)
-	dr, db, err := smtpRun(e.stack.SubmissionS, e.clientTL, e.direct(), e.cfg.smtpMsgs, e.cfg.bigMB)
+	dr, err := smtpRun(e.stack.SubmissionS, e.clientTL, e.direct(), e.cfg.smtpMsgs, e.cfg.bigMB, nil)
 	if err != nil {
 		return fmt.Errorf("direct smtp: %w", err)
 	}
-	mr, mb, err := smtpRun(d.smtp, e.clientTL, d.login(), e.cfg.smtpMsgs, e.cfg.bigMB)
+	mr, err := smtpRun(d.smtp, e.clientTL, d.login(), e.cfg.smtpMsgs, e.cfg.bigMB, d.cpu)
 	if err != nil {
 		return fmt.Errorf("mailgate smtp: %w", err)
 	}
-	rep.add(row{Name: "SMTP 10 KB messages", Unit: "msg/s", Direct: dr, Mailgate: mr, HigherBetter: true})
-	rep.add(row{Name: fmt.Sprintf("SMTP one %d MiB message", e.cfg.bigMB), Unit: "s", Direct: db, Mailgate: mb})
+	rep.add(row{Name: "SMTP 10 KB messages", Unit: "msg/s", Direct: dr.rate, Mailgate: mr.rate, HigherBetter: true,
+		MailgateCPU: mr.smallCPU})
+	rep.add(row{Name: fmt.Sprintf("SMTP one %d MiB message", e.cfg.bigMB), Unit: "s", Direct: dr.big, Mailgate: mr.big,
+		MailgateCPU: mr.bigCPU})
 	return nil
 }
