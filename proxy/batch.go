@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"net"
+	"os"
 	"sync"
 )
 
@@ -17,32 +18,24 @@ const batchMax = bulkBufSize + bulkBufSize/maxRecord*256
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchMax); return &b }}
 
-// readAheadSize is what a hot batchConn reads with one system call.
-const readAheadSize = bulkBufSize
-
-var readAheadBufs = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
-
-// batchConn sits under a *tls.Conn and lets the relay move many TLS
-// records per system call each way. A *tls.Conn writes every record of at
-// most 16 KiB with a Write of its own, and on loopback or a LAN each write
-// is a TCP segment the kernel pushes through and the peer wakes up for;
-// it reads with a buffer of about one record. Between cork and flush,
-// writes are gathered; while reading ahead, a Read fills a big buffer the
-// *tls.Conn then takes its records from. Both buffers are pooled and held
-// only while data flows, so an idle connection holds none; otherwise reads
-// and writes go straight through.
+// batchConn sits under a *tls.Conn and lets the relay send many TLS
+// records in one system call: a *tls.Conn writes every record of at most
+// 16 KiB with a Write of its own, and on loopback or a LAN each write is a
+// TCP segment the kernel pushes through and the peer wakes up for. Between
+// cork and flush, writes are gathered in a pooled buffer, held only while
+// data flows, so an idle connection holds none; otherwise writes go
+// straight through.
 type batchConn struct {
 	net.Conn
 	mu  sync.Mutex
 	buf *[]byte // non-nil while corked
 
-	// The read side is used by one goroutine at a time: the *tls.Conn
-	// reads under its own lock, and only the relay direction that reads
-	// it turns read-ahead on and off.
-	rbuf  *[]byte // non-nil while reading ahead or while rbuf[r:w] is unread
-	r, w  int
-	rerr  error // what the Read that filled rbuf returned, for after rbuf[r:w]
-	ahead bool
+	// noWait makes a Read fail at once, as with a read deadline in the
+	// past: the relay's drain takes what the *tls.Conn above can decrypt
+	// from what it has read already, without waiting and without moving
+	// the connection's read deadline twice per write. Only the goroutine
+	// that reads sets it.
+	noWait bool
 }
 
 // newBatchConn wraps nc, which a *tls.Conn is then layered over.
@@ -99,51 +92,13 @@ func (b *batchConn) flushLocked() error {
 	return err
 }
 
-// Read returns what was read ahead first; reading ahead, it fills the
-// big buffer with one system call.
+// Read reads, or with noWait fails at once with os.ErrDeadlineExceeded,
+// which a *tls.Conn takes for a timeout and keeps a partial record.
 func (b *batchConn) Read(p []byte) (int, error) {
-	if b.rbuf == nil {
-		return b.Conn.Read(p)
+	if b.noWait {
+		return 0, os.ErrDeadlineExceeded
 	}
-	if b.r == b.w && b.rerr == nil {
-		if !b.ahead {
-			b.releaseRead()
-			return b.Conn.Read(p)
-		}
-		b.r, b.w = 0, 0
-		b.w, b.rerr = b.Conn.Read(*b.rbuf)
-	}
-	n := copy(p, (*b.rbuf)[b.r:b.w])
-	b.r += n
-	if b.r < b.w {
-		return n, nil
-	}
-	err := b.rerr
-	b.rerr = nil
-	if !b.ahead {
-		b.releaseRead()
-	}
-	return n, err
-}
-
-// readAhead turns reading ahead on or off. Off, the buffer goes back to
-// the pool once what it holds was read.
-func (b *batchConn) readAhead(on bool) {
-	b.ahead = on
-	switch {
-	case on && b.rbuf == nil:
-		b.rbuf = readAheadBufs.Get().(*[]byte)
-		b.r, b.w = 0, 0
-	case !on && b.r == b.w && b.rerr == nil:
-		b.releaseRead()
-	}
-}
-
-func (b *batchConn) releaseRead() {
-	if b.rbuf != nil {
-		readAheadBufs.Put(b.rbuf)
-		b.rbuf = nil
-	}
+	return b.Conn.Read(p)
 }
 
 // CloseWrite passes a half-close through.

@@ -230,7 +230,7 @@ func (r *relay) move(w *relayWriter, src net.Conn, h *hotBuf, until time.Time) e
 	k, err := src.Read(h.buf())
 	if err == nil && k >= drainFrom {
 		h.toBulk(k)
-		k, err = drain(src, h.buf(), k, until)
+		k, err = drain(src, h.batch, h.buf(), k, until)
 	}
 	if k > 0 {
 		r.touch(false)
@@ -243,11 +243,17 @@ func (r *relay) move(w *relayWriter, src net.Conn, h *hotBuf, until time.Time) e
 
 // drain adds to buf[:n] what src has received already, without waiting: a
 // *tls.Conn returns one record per Read, and the records behind it may be
-// decrypted from what the last system call read. Then the read deadline
-// is until again.
-func drain(src net.Conn, buf []byte, n int, until time.Time) (int, error) {
-	src.SetReadDeadline(longAgo)
-	defer src.SetReadDeadline(until)
+// decrypted from what its last system call read. With a batchConn under
+// src its reads stop there (noWait); else a read deadline in the past
+// does, and then the read deadline is until again.
+func drain(src net.Conn, batch *batchConn, buf []byte, n int, until time.Time) (int, error) {
+	if batch != nil {
+		batch.noWait = true
+		defer func() { batch.noWait = false }()
+	} else {
+		src.SetReadDeadline(longAgo)
+		defer src.SetReadDeadline(until)
+	}
 	for n < len(buf) {
 		m, err := src.Read(buf[n:])
 		n += m

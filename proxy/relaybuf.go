@@ -4,13 +4,13 @@ import "net"
 
 // hotBuf is the copy buffer of a hot direction: relayBufSize for commands
 // and short responses, which is all most sessions ever send, and the bulk
-// buffer, with read-ahead under src's TLS, from the first Read that brings
-// drainFrom or more. Commands then cost what they did before bulk
-// buffers: a session that opens, selects and idles never takes one.
+// buffer from the first Read that brings drainFrom or more. Commands then
+// cost what they did before bulk buffers: a session that opens, selects
+// and idles never takes one.
 type hotBuf struct {
 	bp    *[]byte
 	bulk  bool
-	batch *batchConn // under src's TLS; nil: none
+	batch *batchConn // under src's TLS, for drain; nil: none
 }
 
 // newHotBuf takes a relayBufSize buffer for reading src.
@@ -21,8 +21,8 @@ func newHotBuf(src net.Conn) *hotBuf {
 
 func (h *hotBuf) buf() []byte { return *h.bp }
 
-// toBulk moves to the bulk buffer, keeping its first n bytes, and reads
-// ahead under the TLS; once bulk, it stays until release.
+// toBulk moves to the bulk buffer, keeping its first n bytes; once bulk,
+// it stays until release.
 func (h *hotBuf) toBulk(n int) {
 	if h.bulk {
 		return
@@ -31,18 +31,12 @@ func (h *hotBuf) toBulk(n int) {
 	copy(*big, (*h.bp)[:n])
 	relayBufs.Put(h.bp)
 	h.bp, h.bulk = big, true
-	if h.batch != nil {
-		h.batch.readAhead(true)
-	}
 }
 
 // release gives the buffers back.
 func (h *hotBuf) release() {
 	if h.bulk {
 		bulkBufs.Put(h.bp)
-		if h.batch != nil {
-			h.batch.readAhead(false)
-		}
 	} else {
 		relayBufs.Put(h.bp)
 	}
