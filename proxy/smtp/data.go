@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"mailgate/proxy"
 )
 
 // Data streams the message to the upstream as it arrives (go-smtp has
@@ -123,7 +125,12 @@ func (c *clientReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// upstreamWriter bounds each write to the upstream by the block timeout.
+// upstreamWriter bounds each write to the upstream by the block timeout,
+// and sends what one write makes of it in as few system calls as it can:
+// go-smtp's client writes 4 KiB TLS records (its bufio.Writer's size), and
+// a 32 KiB chunk of the message is eight of them. Corked for the one write
+// only, nothing waits under the TLS for the client's next bytes: an
+// upstream times out a silent DATA (RFC 5321 section 4.5.3.2.5).
 type upstreamWriter struct {
 	w  io.Writer
 	up *upstream
@@ -131,7 +138,12 @@ type upstreamWriter struct {
 
 func (u upstreamWriter) Write(p []byte) (int, error) {
 	u.up.setWriteDeadline(dataBlockTimeout)
-	return u.w.Write(p)
+	flush := proxy.Cork(u.up.raw)
+	n, err := u.w.Write(p)
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	return n, err
 }
 
 // crlfWriter turns every bare CR (one not followed by LF) into CRLF on the
