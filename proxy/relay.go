@@ -148,8 +148,8 @@ func relayEnd(err error) RelayEnd {
 // copy moves src to dst, starting with buffered, and half-closes dst at
 // src's EOF. n counts the bytes written to dst; it is read only after both
 // directions are done. While src is quiet only a small buffer waits in
-// Read; the first bytes take a big pooled buffer, given back when src has
-// been read for relayHot (see hot).
+// Read; bytes that fill it take a big pooled buffer, given back when src
+// has been read for relayHot (see hot).
 func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, count ByteCounter, side RelayEnd) error {
 	w := &relayWriter{r: r, w: dst, n: n, count: count, batch: batcherOf(dst)}
 	if len(buffered) > 0 {
@@ -163,7 +163,10 @@ func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, count ByteCou
 		k, err := src.Read(small[:])
 		if k > 0 {
 			r.touch(false)
-			if err == nil {
+			// A command or a short response fits the small buffer, and
+			// leaves from it: only more takes a pooled one, so sessions
+			// that log in, select and idle hardly touch the pool.
+			if err == nil && k == relaySmall {
 				err = r.hot(w, src, small[:k])
 			} else if _, werr := w.Write(small[:k]); werr != nil {
 				err = werr
