@@ -131,7 +131,6 @@ func rowLatency(e *env, d *daemon, rep *report) error {
 func rowRate(e *env, d *daemon, rep *report) error {
 	logf("login rate: levels %v, %v each", e.cfg.rateLevels, e.cfg.rateFor)
 	best := map[string]rateResult{}
-	var last map[string]rateResult
 	for _, conc := range e.cfg.rateLevels {
 		r := map[string]rateResult{
 			"direct":   loginRate(e.stack.IMAPS, e.clientTL, e.direct, conc, e.cfg.rateFor),
@@ -143,17 +142,22 @@ func rowRate(e *env, d *daemon, rep *report) error {
 				best[k] = v
 			}
 		}
-		last = r
+		if conc >= 20 || conc == e.cfg.rateLevels[len(e.cfg.rateLevels)-1] {
+			rep.add(rateRow(conc, r["direct"], r["mailgate"]))
+		}
 	}
-	n := e.cfg.rateLevels[len(e.cfg.rateLevels)-1]
-	rep.add(row{Name: fmt.Sprintf("logins/s at %d concurrent", n), Unit: "1/s",
-		Direct: last["direct"].PerSecond, Mailgate: last["mailgate"].PerSecond, HigherBetter: true,
-		Note: fmt.Sprintf("p99 %.0f ms direct, %.0f ms mailgate; %d / %d errors", last["direct"].P99ms,
-			last["mailgate"].P99ms, last["direct"].Errors, last["mailgate"].Errors)})
 	rep.add(row{Name: "best logins/s with p99 <= 100 ms", Unit: "1/s",
 		Direct: best["direct"].PerSecond, Mailgate: best["mailgate"].PerSecond, HigherBetter: true,
 		Note: fmt.Sprintf("at %d / %d concurrent", best["direct"].Concurrency, best["mailgate"].Concurrency)})
 	return nil
+}
+
+// rateRow is the login rate at one concurrency (issue 18 asks for 20 and
+// 50), with both p99s.
+func rateRow(conc int, d, m rateResult) row {
+	return row{Name: fmt.Sprintf("logins/s at %d concurrent", conc), Unit: "1/s",
+		Direct: d.PerSecond, Mailgate: m.PerSecond, HigherBetter: true,
+		Note: fmt.Sprintf("p99 %.0f ms direct, %.0f ms mailgate; %d / %d errors", d.P99ms, m.P99ms, d.Errors, m.Errors)}
 }
 
 func rowSMTP(e *env, d *daemon, rep *report) error {
