@@ -244,32 +244,6 @@ func (r *relay) move(w *relayWriter, src net.Conn, h *hotBuf, until time.Time) e
 	return err
 }
 
-// drain adds to buf[:n] what src has received already, without waiting: a
-// *tls.Conn returns one record per Read, and the records behind it may be
-// decrypted from what its last system call read. With a batchConn under
-// src its reads stop there (noWait); else a read deadline in the past
-// does, and then the read deadline is until again.
-func drain(src net.Conn, batch *batchConn, buf []byte, n int, until time.Time) (int, error) {
-	if batch != nil {
-		batch.noWait = true
-		defer func() { batch.noWait = false }()
-	} else {
-		src.SetReadDeadline(longAgo)
-		defer src.SetReadDeadline(until)
-	}
-	for n < len(buf) {
-		m, err := src.Read(buf[n:])
-		n += m
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
 // readDeadline is when a Read must give up: the idle deadline, or for a
 // hot read relayHot from now if that is sooner.
 func (r *relay) readDeadline(hot bool) time.Time {
@@ -308,38 +282,6 @@ func (r *relay) touch(force bool) {
 	r.idleUntil.Store(d.UnixNano())
 	r.client.SetWriteDeadline(d)
 	r.upstream.SetWriteDeadline(d)
-}
-
-type relayWriter struct {
-	r     *relay
-	w     net.Conn
-	n     *int64
-	count ByteCounter // nil: not counted live
-	batch *batchConn  // under w's TLS; nil: none
-}
-
-// Write writes p to the destination and counts it.
-func (rw *relayWriter) Write(p []byte) (int, error) {
-	n, err := rw.write(p)
-	*rw.n += int64(n)
-	if rw.count != nil && n > 0 {
-		rw.count.Add(float64(n))
-	}
-	return n, err
-}
-
-// write sends the TLS records of more than one record's worth in one
-// system call (batchConn).
-func (rw *relayWriter) write(p []byte) (int, error) {
-	if rw.batch == nil || len(p) <= maxRecord {
-		return rw.w.Write(p)
-	}
-	rw.batch.cork()
-	n, err := rw.w.Write(p)
-	if ferr := rw.batch.flush(); err == nil {
-		err = ferr
-	}
-	return n, err
 }
 
 // closeWrite half-closes c so that the peer sees EOF while the other
