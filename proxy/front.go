@@ -295,7 +295,7 @@ func (l *frontListener) Accept() (net.Conn, error) {
 // admit applies the limits to nc and tracks it; nil means nc was refused.
 func (f *Front) admit(nc net.Conn, mode TLSMode) *Conn {
 	remote := RemoteAddr(nc)
-	c := &Conn{Conn: nc, f: f, remote: remote, deadline: time.Now().Add(f.o.PreAuthTimeout)}
+	c := &Conn{Conn: newBatchConn(nc), f: f, remote: remote, deadline: time.Now().Add(f.o.PreAuthTimeout)}
 	// Counted before Admit, whose evict may close c at once.
 	c.preAuth.Store(true)
 	f.o.Meter.PreAuth(f.o.Proto, 1)

@@ -44,6 +44,18 @@ type RelayCounters struct {
 // is the largest TLS record's plaintext, so one Read drains a record.
 const relayBufSize = 16 << 10
 
+// bulkBufSize is the copy buffer of a direction that moves records of
+// drainFrom or more (a FETCH, an APPEND): four TLS records. One Read gets
+// at most one record; the records already received follow it into the
+// buffer (drain), and leave in one write, one system call under the TLS
+// (batchConn).
+const bulkBufSize = 64 << 10
+
+// drainFrom is the least a Read must have brought for the relay to look
+// for more records already received: less is a command or a response
+// line, and is written at once.
+const drainFrom = 4 << 10
+
 // relaySmall is what a direction holds while it waits for data. IMAP
 // sessions spend hours in IDLE (RFC 2177); a pooled 16 KiB buffer per
 // direction parked in a blocked Read would be most of a session's memory.
@@ -54,9 +66,13 @@ const relaySmall = 512
 // coming this costs one extra small read per relayHot.
 const relayHot = time.Second
 
-var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+var (
+	relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+	bulkBufs  = sync.Pool{New: func() any { b := make([]byte, bulkBufSize); return &b }}
+)
 
-// relayBufsOut counts big buffers taken from relayBufs; tests read it.
+// relayBufsOut counts hot buffers taken from relayBufs or bulkBufs; tests
+// read it.
 var relayBufsOut atomic.Int64
 
 // relay is the state shared by the two copy directions of one session.
@@ -132,10 +148,10 @@ func relayEnd(err error) RelayEnd {
 // copy moves src to dst, starting with buffered, and half-closes dst at
 // src's EOF. n counts the bytes written to dst; it is read only after both
 // directions are done. While src is quiet only a small buffer waits in
-// Read; the first bytes take a big pooled buffer, given back when src has
-// been read for relayHot (see hot).
+// Read; bytes that fill it take a big pooled buffer, given back when src
+// has been read for relayHot (see hot).
 func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, count ByteCounter, side RelayEnd) error {
-	w := &relayWriter{r: r, w: dst, n: n, count: count}
+	w := &relayWriter{r: r, w: dst, n: n, count: count, batch: batcherOf(dst)}
 	if len(buffered) > 0 {
 		if _, err := w.Write(buffered); err != nil {
 			return err
@@ -147,7 +163,10 @@ func (r *relay) copy(dst, src net.Conn, buffered []byte, n *int64, count ByteCou
 		k, err := src.Read(small[:])
 		if k > 0 {
 			r.touch(false)
-			if err == nil {
+			// A command or a short response fits the small buffer, and
+			// leaves from it: only more takes a pooled one, so sessions
+			// that log in, select and idle hardly touch the pool.
+			if err == nil && k == relaySmall {
 				err = r.hot(w, src, small[:k])
 			} else if _, werr := w.Write(small[:k]); werr != nil {
 				err = werr
@@ -177,10 +196,9 @@ var longAgo = time.Unix(1, 0)
 // waiting so that it leaves in the same record, then whatever comes
 // within relayHot.
 func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
-	bp := relayBufs.Get().(*[]byte)
-	relayBufsOut.Add(1)
-	defer func() { relayBufs.Put(bp); relayBufsOut.Add(-1) }()
-	buf := *bp
+	h := newHotBuf(src)
+	defer h.release()
+	buf := h.buf()
 	n := copy(buf, first)
 	if n == relaySmall {
 		src.SetReadDeadline(longAgo)
@@ -196,9 +214,10 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	if _, err := w.Write(buf[:n]); err != nil {
 		return err
 	}
-	src.SetReadDeadline(r.readDeadline(true))
+	until := r.readDeadline(true)
+	src.SetReadDeadline(until)
 	for {
-		err := r.move(w, src, buf)
+		err := r.move(w, src, h, until)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !r.expired() {
 			return nil // back to waiting with the small buffer
 		}
@@ -208,12 +227,17 @@ func (r *relay) hot(w *relayWriter, src net.Conn, first []byte) error {
 	}
 }
 
-// move does one Read into buf and writes what it got.
-func (r *relay) move(w *relayWriter, src net.Conn, buf []byte) error {
-	k, err := src.Read(buf)
+// move does one Read, adds what followed it if it was a record's worth
+// (in the bulk buffer), and writes what it got.
+func (r *relay) move(w *relayWriter, src net.Conn, h *hotBuf, until time.Time) error {
+	k, err := src.Read(h.buf())
+	if err == nil && k >= drainFrom {
+		h.toBulk(k)
+		k, err = drain(src, h.batch, h.buf(), k, until)
+	}
 	if k > 0 {
 		r.touch(false)
-		if _, werr := w.Write(buf[:k]); werr != nil {
+		if _, werr := w.Write(h.buf()[:k]); werr != nil {
 			return werr
 		}
 	}
@@ -258,22 +282,6 @@ func (r *relay) touch(force bool) {
 	r.idleUntil.Store(d.UnixNano())
 	r.client.SetWriteDeadline(d)
 	r.upstream.SetWriteDeadline(d)
-}
-
-type relayWriter struct {
-	r     *relay
-	w     net.Conn
-	n     *int64
-	count ByteCounter // nil: not counted live
-}
-
-func (rw *relayWriter) Write(p []byte) (int, error) {
-	n, err := rw.w.Write(p)
-	*rw.n += int64(n)
-	if rw.count != nil && n > 0 {
-		rw.count.Add(float64(n))
-	}
-	return n, err
 }
 
 // closeWrite half-closes c so that the peer sees EOF while the other

@@ -86,6 +86,9 @@ func (u *Upstream) Dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream %s: %w", u.Address, err)
 	}
+	// Under the TLS (implicit, or the STARTTLS the front end starts), so
+	// that the relay can send many records in one system call.
+	conn = newBatchConn(conn)
 	if u.TLS != TLSImplicit {
 		return conn, nil
 	}

@@ -160,10 +160,14 @@ func (d *daemon) rss() (int64, error) {
 	return 0, fmt.Errorf("no VmRSS")
 }
 
-// cpu is the daemon's user plus system CPU time so far (/proc/PID/stat
-// fields 14 and 15, in clock ticks of 1/100 s on Linux).
-func (d *daemon) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+// cpu is the daemon's user plus system CPU time so far.
+func (d *daemon) cpu() (time.Duration, error) { return procCPU(d.cmd.Process.Pid) }
+
+// procCPU is a process's user plus system CPU time so far, its threads
+// included (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s on
+// Linux).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}

@@ -33,7 +33,8 @@ type env struct {
 	clientTL *tls.Config // what clients trust: the stack's CA
 	certFile string      // the stack's certificate, also mailgate's
 	keyFile  string
-	daemons  int // daemons started, for their directories
+	caFile   string // the stack's CA, which signed certFile
+	daemons  int    // daemons started, for their directories
 }
 
 // setup builds the mailgate binary, starts the IdP and the Dovecot/Postfix
@@ -55,7 +56,10 @@ func setup(cfg *config) (*env, error) {
 
 func (e *env) start() error {
 	var err error
-	if e.bin, err = buildMailgate(e.dir, e.cfg.cpuprofile != "" || e.cfg.heapprofile != ""); err != nil {
+	if e.bin = e.cfg.bin; e.bin == "" {
+		e.bin, err = buildMailgate(e.dir, e.cfg.cpuprofile != "" || e.cfg.heapprofile != "")
+	}
+	if err != nil {
 		return err
 	}
 	if e.idp, err = fakeidp.NewServer(&fakeidp.Options{ClientID: benchClientID}); err != nil {
@@ -69,6 +73,7 @@ func (e *env) start() error {
 	e.clientTL = &tls.Config{RootCAs: e.stack.CertPool, ServerName: "localhost"}
 	e.certFile = filepath.Join(e.dir, "stack", "tls", "cert.pem")
 	e.keyFile = filepath.Join(e.dir, "stack", "tls", "key.pem")
+	e.caFile = filepath.Join(e.dir, "stack", "tls", "ca.pem")
 	return e.fill()
 }
 

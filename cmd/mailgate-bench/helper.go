@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"mailgate/internal/devup"
 )
@@ -17,15 +19,30 @@ import (
 // helperEnv marks a helper process, a re-execution of this binary that
 // serves one thing on loopback until its stdin closes, so that neither its
 // CPU nor its sockets mix with the measuring clients'. Its value is
-// "relay TARGET" (the plain TCP relay, the throughput floor) or
-// "devup CERTFILE KEYFILE" (the in-process upstream of the idle row).
+// "tlsrelay TARGET CERTFILE KEYFILE CAFILE" (the plain Go TLS relay that
+// mailgate's relay is measured against) or "devup CERTFILE KEYFILE" (the in-process upstream of the idle row).
 const helperEnv = "MAILGATE_BENCH_HELPER"
+
+// helper is a running helper process.
+type helper struct {
+	addr string
+	pid  int
+}
+
+// cpu is the helper's user plus system CPU time so far.
+func (h helper) cpu() (time.Duration, error) { return procCPU(h.pid) }
 
 // startHelper starts a helper process and returns its address.
 func startHelper(spec string) (addr string, stop func(), err error) {
+	h, stop, err := startHelperProc(spec)
+	return h.addr, stop, err
+}
+
+// startHelperProc starts a helper process and returns it.
+func startHelperProc(spec string) (h helper, stop func(), err error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return helper{}, nil, err
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), helperEnv+"="+spec)
@@ -33,15 +50,15 @@ func startHelper(spec string) (addr string, stop func(), err error) {
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return helper{}, nil, err
 	}
 	stop = func() { in.Close(); cmd.Wait() }
-	addr, err = bufio.NewReader(out).ReadString('\n')
+	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("helper %q: %w", spec, err)
+		return helper{}, nil, fmt.Errorf("helper %q: %w", spec, err)
 	}
-	return strings.TrimSpace(addr), stop, nil
+	return helper{addr: strings.TrimSpace(addr), pid: cmd.Process.Pid}, stop, nil
 }
 
 // runHelper is the helper process: it prints its address and serves
@@ -53,8 +70,12 @@ func runHelper(spec string) error {
 	}
 	f := strings.Fields(spec)
 	switch {
-	case len(f) == 2 && f[0] == "relay":
-		go relayTCP(ln, f[1])
+	case len(f) == 5 && f[0] == "tlsrelay":
+		srv, cli, err := relayTLSConfigs(f[2], f[3], f[4])
+		if err != nil {
+			return err
+		}
+		go relayTLS(tls.NewListener(ln, srv), f[1], cli)
 	case len(f) == 3 && f[0] == "devup":
 		srv, err := newDevup(f[1], f[2])
 		if err != nil {
@@ -84,8 +105,7 @@ func newDevup(certFile, keyFile string) (*devup.IMAPServer, error) {
 }
 
 // relayTCP copies each connection to target, as socat would: no protocol
-// and no TLS of its own. As the plain relay it is the throughput floor (the
-// client's TLS goes through to the upstream).
+// and no TLS of its own (the delay line of the far row).
 func relayTCP(ln net.Listener, target string) {
 	for {
 		c, err := ln.Accept()
@@ -100,6 +120,47 @@ func relayTCP(ln net.Listener, target string) {
 			}
 			defer u.Close()
 			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+			io.Copy(c, u)
+		}()
+	}
+}
+
+// relayTLSConfigs are the plain TLS relay's server side (the stack's
+// certificate, as mailgate's) and client side (trusting the stack's CA).
+func relayTLSConfigs(certFile, keyFile, caFile string) (srv, cli *tls.Config, err error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}},
+		&tls.Config{RootCAs: pool, ServerName: "localhost"}, nil
+}
+
+// relayTLS terminates TLS on both legs and copies with io.Copy, nothing
+// else: the least any TLS-terminating relay in Go does, and what issue 18
+// measures mailgate's relay against. Its CPU is read from this process.
+func relayTLS(ln net.Listener, target string, cfg *tls.Config) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			u, err := tls.Dial("tcp", target, cfg)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			go func() { io.Copy(u, c); u.CloseWrite() }()
 			io.Copy(c, u)
 		}()
 	}

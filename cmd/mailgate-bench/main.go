@@ -48,6 +48,7 @@ type config struct {
 	heapprofile     string
 	only            string // comma-separated row groups; "" means all
 	pg              pgConfig
+	bin             string // a mailgate binary to measure instead of building one
 }
 
 // wants reports whether the row group name is to be measured.
@@ -56,7 +57,7 @@ func (c *config) wants(name string) bool {
 }
 
 func defaults() *config {
-	return &config{fetchMB: 200, appendMB: 50, passes: 3, logins: 300, rateFor: 5 * time.Second,
+	return &config{fetchMB: 50, appendMB: 50, passes: 5, logins: 300, rateFor: 5 * time.Second,
 		rateLevels: []int{5, 10, 20, 50}, smtpMsgs: 200, bigMB: 30, pop3MB: 200,
 		dovecotSessions: 1000, devupSessions: 10000, idleWindow: 10 * time.Second, far: true}
 }
@@ -97,6 +98,7 @@ func main() {
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate, smtp and pop3 rows (pick with -only); builds mailgate with a profile hook")
 	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open; builds mailgate with a profile hook")
+	flag.StringVar(&cfg.bin, "bin", "", "measure this mailgate binary (built from another commit, for a before/after) instead of building cmd/mailgate")
 	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,pop3,idle,far,pg")
 	cfg.pg.flags()
 	flag.Parse()

@@ -58,9 +58,12 @@ func TestSmoke(t *testing.T) {
 		if r.Direct <= 0 || r.Mailgate <= 0 {
 			t.Errorf("row %q: direct %v, mailgate %v; want both > 0", r.Name, r.Direct, r.Mailgate)
 		}
-		if (strings.HasPrefix(r.Name, "FETCH") || strings.HasPrefix(r.Name, "APPEND") ||
+		if (strings.Contains(r.Name, "FETCH") || strings.HasPrefix(r.Name, "APPEND") ||
 			strings.HasPrefix(r.Name, "POP3")) && r.Relay <= 0 {
 			t.Errorf("row %q: no plain relay figure", r.Name)
+		}
+		if r.MailgateCPU < 0 || r.RelayCPU < 0 {
+			t.Errorf("row %q: CPU-s/GiB mailgate %v, plain relay %v", r.Name, r.MailgateCPU, r.RelayCPU)
 		}
 	}
 	checkIdle(t, rep, cfg)
@@ -68,7 +71,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, err := os.ReadFile(strings.TrimSuffix(cfg.out, ".json") + ".md")
-	if err != nil || !strings.Contains(string(md), "| measure |") {
+	if err != nil || !strings.Contains(string(md), "| measure |") || !strings.Contains(string(md), "CPU-s/GiB") {
 		t.Fatalf("table not written: %v", err)
 	}
 }

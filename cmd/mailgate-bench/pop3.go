@@ -38,7 +38,7 @@ func pop3Sizes(total int) []int {
 
 // rowPOP3 measures RETR throughput over POP3S: straight to Dovecot's pop3
 // with XOAUTH2, through mailgate's POP3S listener with the app password,
-// and through the plain TCP relay, interleaved pass by pass. The messages
+// and through the plain Go TLS relay, interleaved pass by pass. The messages
 // are delivered over LMTP into benchUser's INBOX after the FETCH row has
 // run, and each session RETRs the last of them, so the FETCH mailbox is
 // unchanged for that row.
@@ -50,15 +50,15 @@ func rowPOP3(e *env, d *daemon, rep *report) error {
 	}
 	logf("pop3: delivered %d messages, %d MiB, in %v; RETR of them, %d passes", len(sizes), e.cfg.pop3MB,
 		time.Since(t0).Round(time.Millisecond), e.cfg.passes)
-	relay, stop, err := startHelper("relay " + e.stack.POP3S())
+	relay, stop, err := e.tlsRelay(e.stack.POP3S())
 	if err != nil {
 		return err
 	}
 	defer stop()
 	paths := []path{
-		{"direct", e.stack.POP3S(), e.direct},
-		{"mailgate", d.pop3, d.login},
-		{"relay", relay, e.direct},
+		{"direct", e.stack.POP3S(), e.direct, nil},
+		{"mailgate", d.pop3, d.login, d.cpu},
+		{"relay", relay.addr, e.direct, relay.cpu},
 	}
 	rates, bytesOf := map[string][]float64{}, map[string]int64{}
 	for range e.cfg.passes {

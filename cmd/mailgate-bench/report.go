@@ -17,6 +17,8 @@ type row struct {
 	Direct       float64 `json:"direct"`
 	Mailgate     float64 `json:"mailgate"`
 	Relay        float64 `json:"plain_relay,omitempty"`
+	MailgateCPU  float64 `json:"mailgate_cpu_s_per_gib,omitempty"` // throughput rows
+	RelayCPU     float64 `json:"plain_relay_cpu_s_per_gib,omitempty"`
 	HigherBetter bool    `json:"higher_is_better"`
 	Note         string  `json:"note,omitempty"`
 }
@@ -62,15 +64,21 @@ func (r *report) latency(name, unit string, d, m []time.Duration, p float64) {
 func (r *report) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s; run %s.\n\n", r.Machine, r.When.Format(time.RFC3339))
-	b.WriteString("| measure | unit | direct | mailgate | mailgate/direct | plain TCP relay | note |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---|\n")
+	b.WriteString("| measure | unit | direct | mailgate | mailgate/direct | plain Go TLS relay | CPU-s/GiB mailgate (relay) | note |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, x := range r.Rows {
-		relay := ""
+		relay, cpu := "", ""
 		if x.Relay != 0 {
 			relay = fmt.Sprintf("%.1f (mailgate %.2fx)", x.Relay, x.Mailgate/x.Relay)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2fx | %s | %s |\n",
-			x.Name, x.Unit, x.Direct, x.Mailgate, x.Ratio(), relay, x.Note)
+		switch {
+		case x.MailgateCPU != 0 && x.RelayCPU != 0:
+			cpu = fmt.Sprintf("%.2f (%.2f)", x.MailgateCPU, x.RelayCPU)
+		case x.MailgateCPU != 0:
+			cpu = fmt.Sprintf("%.2f", x.MailgateCPU)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2fx | %s | %s | %s |\n",
+			x.Name, x.Unit, x.Direct, x.Mailgate, x.Ratio(), relay, cpu, x.Note)
 	}
 	b.WriteString("\n| idle sessions (TLS both legs) | upstream | RSS KiB/session | goroutines/session | CPU while idle | open time |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|\n")

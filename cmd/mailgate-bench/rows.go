@@ -9,63 +9,116 @@ import (
 )
 
 // path is one way to the upstream's IMAP: direct, through mailgate, or
-// through the plain TCP relay.
+// through the plain relay. cpu, when set, reads the CPU time of the process
+// in the middle (mailgate, the relay).
 type path struct {
 	name string
 	addr string
 	l    func() login
+	cpu  func() (time.Duration, error)
+}
+
+// flow is what one direction of one path measured over all passes.
+type flow struct {
+	rates []float64     // MiB/s per pass
+	bytes int64         // moved in all passes
+	cpu   time.Duration // of the process in the middle, all passes
+}
+
+// rate is the median pass.
+func (f *flow) rate() float64 { return median(f.rates) }
+
+// cpuPerGiB is the middle process's CPU-seconds per GiB moved; 0 without
+// one.
+func (f *flow) cpuPerGiB() float64 {
+	if f.bytes == 0 {
+		return 0
+	}
+	return f.cpu.Seconds() / (float64(f.bytes) / (1 << 30))
+}
+
+// add records one pass.
+func (f *flow) add(x xfer) {
+	f.rates = append(f.rates, mibps(x.bytes, x.dur))
+	f.bytes += x.bytes
+	f.cpu += x.cpu
+}
+
+// xfer is one timed transfer.
+type xfer struct {
+	bytes int64
+	dur   time.Duration
+	cpu   time.Duration // of the process in the middle
 }
 
 // throughput measures FETCH of the whole INBOX and APPEND of appendMB on
-// each path, median of cfg.passes, interleaved so that noise spreads.
-func throughput(e *env, paths []path) (fetch, appnd map[string]float64, err error) {
-	fetch, appnd = map[string]float64{}, map[string]float64{}
-	fs, as := map[string][]float64{}, map[string][]float64{}
+// each path, cfg.passes times, interleaved so that noise spreads.
+func throughput(e *env, paths []path) (fetch, appnd map[string]*flow, err error) {
+	fetch, appnd = map[string]*flow{}, map[string]*flow{}
+	for _, p := range paths {
+		fetch[p.name], appnd[p.name] = &flow{}, &flow{}
+	}
 	for pass := 0; pass < e.cfg.passes; pass++ {
 		for _, p := range paths {
 			f, a, err := transfer(e, p, pass)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", p.name, err)
 			}
-			fs[p.name], as[p.name] = append(fs[p.name], f), append(as[p.name], a)
+			fetch[p.name].add(f)
+			appnd[p.name].add(a)
 		}
-	}
-	for _, p := range paths {
-		fetch[p.name], appnd[p.name] = median(fs[p.name]), median(as[p.name])
 	}
 	return fetch, appnd, nil
 }
 
-// transfer returns FETCH and APPEND rates in MiB/s.
-func transfer(e *env, p path, pass int) (float64, float64, error) {
+// timed runs f and measures its time and the CPU time of p's middle
+// process.
+func (p path) timed(f func() (int64, error)) (xfer, error) {
+	var c0, c1 time.Duration
+	if p.cpu != nil {
+		c0, _ = p.cpu()
+	}
+	t0 := time.Now()
+	n, err := f()
+	x := xfer{bytes: n, dur: time.Since(t0)}
+	if p.cpu != nil {
+		c1, _ = p.cpu()
+		x.cpu = c1 - c0
+	}
+	return x, err
+}
+
+// transfer FETCHes the INBOX and APPENDs appendMB in one session.
+func transfer(e *env, p path, pass int) (fetch, appnd xfer, err error) {
 	c, err := loginIMAP(p.addr, e.clientTL, p.l())
 	if err != nil {
-		return 0, 0, err
+		return fetch, appnd, err
 	}
 	defer c.Close()
 	if _, err := c.cmd("SELECT INBOX"); err != nil {
-		return 0, 0, err
+		return fetch, appnd, err
 	}
-	t0 := time.Now()
-	n, err := c.cmd("FETCH 1:* BODY.PEEK[]")
-	if err != nil {
-		return 0, 0, err
+	if fetch, err = p.timed(func() (int64, error) { return c.cmd("UID FETCH 1:* BODY.PEEK[]") }); err != nil {
+		return fetch, appnd, err
 	}
-	fetch := mibps(n, time.Since(t0))
 	box := fmt.Sprintf("Bench%d", pass)
 	if _, err := c.cmd("CREATE " + box); err != nil {
-		return 0, 0, err
+		return fetch, appnd, err
 	}
 	msgs := appendSet(e.cfg.appendMB << 20)
-	var total int64
-	t0 = time.Now()
-	for _, m := range msgs {
-		if err := c.appendMsg(box, m); err != nil {
-			return 0, 0, err
+	appnd, err = p.timed(func() (int64, error) {
+		var total int64
+		for _, m := range msgs {
+			if err := c.appendMsg(box, m); err != nil {
+				return total, err
+			}
+			total += int64(len(m))
 		}
-		total += int64(len(m))
+		return total, nil
+	})
+	if err != nil {
+		return fetch, appnd, err
 	}
-	appnd := mibps(total, time.Since(t0))
 	_, err = c.cmd("DELETE " + box)
 	return fetch, appnd, err
 }

@@ -11,12 +11,22 @@ import (
 	"mailgate/proxy"
 )
 
+// smtpResult is one path's SMTP figures.
+type smtpResult struct {
+	rate     float64 // 10 KB messages per second
+	big      float64 // seconds for the big message
+	smallCPU float64 // CPU-s/GiB of the process in the middle, 10 KB messages
+	bigCPU   float64 // the same for the big message
+}
+
 // smtpRun sends n messages of 10 KB in one session and then one big
-// message; it returns messages per second and the big message's seconds.
-func smtpRun(addr string, cfg *tls.Config, l login, n, bigMB int) (float64, float64, error) {
+// message, and reads cpu (nil: none) around each part.
+func smtpRun(addr string, cfg *tls.Config, l login, n, bigMB int, cpu func() (time.Duration, error)) (smtpResult, error) {
+	var res smtpResult
+	p := path{cpu: cpu}
 	c, err := gosmtp.DialTLS(addr, cfg)
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	defer c.Close()
 	var auth sasl.Client = sasl.NewPlainClient("", l.user, l.pass)
@@ -24,20 +34,35 @@ func smtpRun(addr string, cfg *tls.Config, l login, n, bigMB int) (float64, floa
 		auth = proxy.NewXOAUTH2Client(l.user, l.token)
 	}
 	if err := c.Auth(auth); err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	small := message10k()
-	t0 := time.Now()
-	for range n {
-		if err := c.SendMail(benchUser, []string{sinkUser}, bytes.NewReader(small)); err != nil {
-			return 0, 0, err
+	x, err := p.timed(func() (int64, error) {
+		for i := range n {
+			if err := c.SendMail(benchUser, []string{sinkUser}, bytes.NewReader(small)); err != nil {
+				return int64(i * len(small)), err
+			}
 		}
+		return int64(n * len(small)), nil
+	})
+	if err != nil {
+		return res, err
 	}
-	rate := float64(n) / time.Since(t0).Seconds()
+	res.rate, res.smallCPU = float64(n)/x.dur.Seconds(), cpuPerGiB(x)
 	big := message(1, bigMB<<20)
-	t0 = time.Now()
-	if err := c.SendMail(benchUser, []string{sinkUser}, bytes.NewReader(big)); err != nil {
-		return 0, 0, err
+	x, err = p.timed(func() (int64, error) {
+		return int64(len(big)), c.SendMail(benchUser, []string{sinkUser}, bytes.NewReader(big))
+	})
+	if err != nil {
+		return res, err
 	}
-	return rate, time.Since(t0).Seconds(), c.Quit()
+	res.big, res.bigCPU = x.dur.Seconds(), cpuPerGiB(x)
+	return res, c.Quit()
+}
+
+// cpuPerGiB is x's CPU-seconds per GiB moved.
+func cpuPerGiB(x xfer) float64 {
+	f := flow{}
+	f.add(x)
+	return f.cpuPerGiB()
 }

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"mailgate/proxy"
 )
 
 // Data streams the message to the upstream as it arrives (go-smtp has
-// removed the dot-stuffing; the client's DotWriter adds it back), never
-// holding it whole, and returns the upstream's reply to the final dot.
+// removed the dot-stuffing; the stuffer adds it back), never holding it
+// whole, and returns the upstream's reply to the final dot.
 func (s *session) Data(r io.Reader) error {
 	if s.login == nil {
 		return errAuthRequired
@@ -43,10 +45,15 @@ func (s *session) relay(up *upstream, r io.Reader) (int64, error) {
 		return 0, s.upstreamError(up, err)
 	}
 	src := &clientReader{r: r, nc: s.nc, timeout: s.blockTimeout(), limit: s.limit(up)}
-	dst := &crlfWriter{w: upstreamWriter{w: w, up: up}}
+	st := newStuffer(up.tc, w)
+	defer st.release()
+	dst := &crlfWriter{w: upstreamWriter{w: st, up: up}}
 	n, err := io.Copy(dst, src)
 	if err == nil {
 		err = dst.Close()
+	}
+	if err == nil {
+		err = st.Close()
 	}
 	if err != nil {
 		// Never close w: that would send the final dot and deliver a
@@ -124,19 +131,32 @@ func (c *clientReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// upstreamWriter bounds each write to the upstream by the block timeout.
+// upstreamWriter bounds each write to the upstream by the block timeout,
+// and sends each chunk of the message as it comes, in as few system calls
+// as it can: the stuffer's 16 KiB TLS records, corked (proxy.Cork), leave
+// in one. Nothing but the stuffer's held-back partial line (at most
+// holdMax) waits for the client's next bytes: an upstream times out a
+// silent DATA (RFC 5321 section 4.5.3.2.5).
 type upstreamWriter struct {
-	w  io.Writer
+	w  *stuffer
 	up *upstream
 }
 
 func (u upstreamWriter) Write(p []byte) (int, error) {
 	u.up.setWriteDeadline(dataBlockTimeout)
-	return u.w.Write(p)
+	flush := proxy.Cork(u.up.raw)
+	n, err := u.w.Write(p)
+	if err == nil {
+		err = u.w.Flush()
+	}
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	return n, err
 }
 
 // crlfWriter turns every bare CR (one not followed by LF) into CRLF on the
-// way to the upstream, as the client's DotWriter already does for bare LF,
+// way to the upstream, as the stuffer already does for bare LF,
 // so that the upstream receives CRLF lines only, each line that starts with a
 // dot stuffed. The end of the message is then the final dot we send and
 // nothing else, whatever the upstream makes of bare CR or LF: a client cannot

@@ -169,3 +169,36 @@ func TestLongDataLine(t *testing.T) {
 		})
 	}
 }
+
+// TestBigMessageCorked sends a message of many TLS records, with lines
+// that cross go-smtp's 4 KiB writes and the 32 KiB copy chunks and dots at
+// the start of lines everywhere, through an upstream with STARTTLS and one
+// with implicit TLS: the writes of each chunk leave corked (upstreamWriter),
+// and the upstream receives the message byte for byte.
+func TestBigMessageCorked(t *testing.T) {
+	var body strings.Builder
+	for i := 0; body.Len() < 600<<10; i++ {
+		body.WriteString(".")
+		body.WriteString(strings.Repeat(string(rune('a'+i%26)), (i*997)%9000))
+		body.WriteString("\r\n")
+	}
+	msg := "Subject: big\r\n\r\n" + body.String()
+	stuffed := "Subject: big\r\n\r\n" + strings.ReplaceAll("\r\n"+body.String(), "\r\n.", "\r\n..")[2:]
+	for _, implicit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("implicit=%v", implicit), func(t *testing.T) {
+			e := newEnv(t, envConfig{implicitUp: implicit})
+			c := e.login()
+			c.cmd("MAIL FROM:<"+alice+">", "250 2.0.0 Roger, accepting mail from <alice@example.com>")
+			c.cmd("RCPT TO:<carol@example.net>", "250 2.0.0 I'll make sure <carol@example.net> gets this")
+			c.cmd("DATA", "354 Go ahead. End your data with <CR><LF>.<CR><LF>")
+			if _, err := io.WriteString(c.conn, stuffed+".\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			c.expect("250 2.0.0 OK: queued")
+			got := e.deliv.all()
+			if len(got) != 1 || string(got[0].Data) != msg {
+				t.Fatalf("upstream received %d messages, not the %d bytes sent", len(got), len(msg))
+			}
+		})
+	}
+}

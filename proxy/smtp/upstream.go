@@ -17,6 +17,7 @@ import (
 type upstream struct {
 	c    *smtp.Client
 	raw  net.Conn // under any TLS: deadlines and hard aborts
+	tc   net.Conn // what c writes to (TLS, or raw without): the message goes here (stuffer)
 	size int64    // the upstream's SIZE, 0 when it announces none
 }
 
@@ -41,7 +42,7 @@ func (s *Server) connect(ctx context.Context, mailbox, token string) (*upstream,
 	// The login timeout, or the session ending, must not wait for a silent
 	// upstream.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	up, err := s.greet(raw)
+	up, err := s.greet(ctx, raw)
 	if err == nil {
 		err = up.auth(u, mailbox, token)
 	}
@@ -58,12 +59,16 @@ func (s *Server) connect(ctx context.Context, mailbox, token string) (*upstream,
 }
 
 // greet reads the greeting, says EHLO and, for STARTTLS, gets TLS.
-func (s *Server) greet(raw net.Conn) (*upstream, error) {
+func (s *Server) greet(ctx context.Context, raw net.Conn) (*upstream, error) {
 	u := &s.opts.Upstream
 	var c *smtp.Client
 	var err error
+	tc := raw
 	if u.TLS == proxy.TLSStartTLS {
-		c, err = smtp.NewClientStartTLS(raw, u.ClientTLS())
+		var replay net.Conn
+		if tc, replay, err = startTLS(ctx, raw, u.ClientTLS(), s.opts.Hostname); err == nil {
+			c = smtp.NewClient(replay)
+		}
 	} else {
 		c = smtp.NewClient(raw)
 	}
@@ -74,7 +79,7 @@ func (s *Server) greet(raw net.Conn) (*upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: upstream %s: %w", proxy.ErrUnavailable, u.Address, err)
 	}
-	up := &upstream{c: c, raw: raw}
+	up := &upstream{c: c, raw: raw, tc: tc}
 	if n, ok := c.MaxMessageSize(); ok {
 		up.size = int64(n)
 	}
