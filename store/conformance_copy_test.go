@@ -35,7 +35,7 @@ func testCopy(t *testing.T, e *env) {
 	if got, err := pg.Verify("a@example.com", secret, ScopeIMAP, ""); err != nil || got.ID != p.ID {
 		t.Errorf("Verify in the postgres copy: %+v %v", got, err)
 	}
-	if got, _ := pg.LoadToken("microsoft", "a@example.com"); got != tok {
+	if got, _ := pg.LoadToken("microsoft", "a@example.com"); got != savedAt(tok, c.Now()) {
 		t.Errorf("token in the postgres copy: %+v", got)
 	}
 	if _, err := Copy(context.Background(), pg, src); !errors.Is(err, ErrNotEmpty) {
@@ -73,4 +73,10 @@ func sameContents(t *testing.T, a, b *Store) {
 	if err1 != nil || err2 != nil || !reflect.DeepEqual(aa, ab) {
 		t.Errorf("accounts differ:\n%+v %v\n%+v %v", aa, err1, ab, err2)
 	}
+}
+
+// savedAt is t as LoadToken returns it after a save at now.
+func savedAt(t Token, now time.Time) Token {
+	t.Saved = now.UTC()
+	return t
 }
