@@ -74,3 +74,20 @@ func TestStufferMatchesDotWriter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStuffer: whatever message bytes a client sends, cut anywhere, the
+// stuffer writes what textproto's DotWriter writes (no smuggled end of
+// data, no lost or added byte).
+func FuzzStuffer(f *testing.F) {
+	for _, s := range []string{"a\r\n.\r\nb", "x\n.\nMAIL FROM:<a>\n", "..\r\n", "a\rb\r\n"} {
+		f.Add([]byte(s), uint8(1), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, cut, holdSel uint8) {
+		k := int(cut) % (len(msg) + 1)
+		hold := []int{holdMax, 1, 3, 20}[holdSel%4]
+		got := viaStuffer(t, [][]byte{msg[:k], msg[k:]}, hold)
+		if want := dotEncode(msg); !bytes.Equal(got, want) {
+			t.Fatalf("%q cut at %d, hold %d: wrote %q, DotWriter %q", msg, k, hold, got, want)
+		}
+	})
+}
