@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,57 +109,10 @@ func TestE2EPostgres(t *testing.T) {
 func revokeAllRacing(t *testing.T, in []*e2e) {
 	const user = "racing@example.com"
 	pass := in[0].user(user)
-	var (
-		mu      sync.Mutex
-		endings []chan time.Time // one per session that got OK: when it closed
-		started = make(chan struct{}, 6)
-		wg      sync.WaitGroup
-	)
-	for i := range 6 {
-		e := in[i%len(in)]
-		wg.Go(func() {
-			var prev *imapclient.Client
-			for n := 0; n < 200; n++ { // bounded; a login fails once the revoke is in
-				c, err := imapclient.DialTLS(e.imaps, &imapclient.Options{TLSConfig: e.tls})
-				if err != nil {
-					t.Errorf("dial: %v", err)
-					return
-				}
-				t.Cleanup(func() { c.Close() })
-				if err := c.Login(user, pass).Wait(); err != nil {
-					c.Close()
-					return
-				}
-				end := make(chan time.Time, 1)
-				go func() { <-c.Closed(); end <- time.Now() }()
-				mu.Lock()
-				endings = append(endings, end)
-				mu.Unlock()
-				if prev != nil {
-					prev.Logout().Wait()
-				}
-				prev = c
-				if n == 1 {
-					started <- struct{}{}
-				}
-			}
-		})
-	}
-	for range 6 {
-		<-started
-	}
-	in[0].mustCLI("password", "revoke-all", user)
-	revoked := time.Now()
-	wg.Wait()
-	var slowest time.Duration
-	for _, end := range endings {
-		select {
-		case at := <-end:
-			slowest = max(slowest, at.Sub(revoked)) // logged out before the revoke: negative
-		case <-time.After(endBound):
-			t.Fatalf("a session of %s is still open %v after revoke-all", user, endBound)
-		}
-	}
+	endings, revoked := racingLogins(t, in, user, pass, func() {
+		in[0].mustCLI("password", "revoke-all", user)
+	})
+	slowest := waitEndings(t, endings, revoked, endBound)
 	t.Logf("%d logins on %d instances; every session closed within %v of revoke-all returning",
 		len(endings), len(in), slowest.Round(time.Millisecond))
 	for i, e := range in {
