@@ -24,12 +24,12 @@ const (
 // handleLogin takes LOGIN userid password, each an atom, a quoted string or
 // a literal (docs/clients.md, "LOGIN arrives in every syntax").
 func (c *conn) handleLogin(cmd *command) error {
-	if !c.secure {
-		c.reply("%s %s", cmd.tag, textPrivacy)
+	if !c.Secure {
+		c.Reply("%s %s", cmd.tag, textPrivacy)
 		return nil
 	}
 	if len(cmd.args) != 2 || !isAString(cmd.args[0]) || !isAString(cmd.args[1]) {
-		c.reply("%s BAD Syntax error in LOGIN", cmd.tag)
+		c.Reply("%s BAD Syntax error in LOGIN", cmd.tag)
 		return nil
 	}
 	return c.login(cmd.tag, cmd.args[0].val, cmd.args[1].val)
@@ -40,13 +40,13 @@ func isAString(a arg) bool { return a.kind == argAtom || a.kind == argString }
 // handleAuthenticate runs AUTHENTICATE PLAIN or LOGIN, with or without an
 // initial response (RFC 4959 SASL-IR; "=" is an empty one).
 func (c *conn) handleAuthenticate(cmd *command) error {
-	if !c.secure {
-		c.reply("%s %s", cmd.tag, textPrivacy)
+	if !c.Secure {
+		c.Reply("%s %s", cmd.tag, textPrivacy)
 		return nil
 	}
 	if len(cmd.args) < 1 || len(cmd.args) > 2 || cmd.args[0].kind != argAtom ||
 		(len(cmd.args) == 2 && cmd.args[1].kind != argAtom) {
-		c.reply("%s BAD Syntax error in AUTHENTICATE", cmd.tag)
+		c.Reply("%s BAD Syntax error in AUTHENTICATE", cmd.tag)
 		return nil
 	}
 	var user, pass string
@@ -64,14 +64,14 @@ func (c *conn) handleAuthenticate(cmd *command) error {
 	case proxy.Login:
 		srv = proxy.NewLoginServer(capture)
 	default:
-		c.reply("%s NO Unsupported authentication mechanism", cmd.tag)
+		c.Reply("%s NO Unsupported authentication mechanism", cmd.tag)
 		return nil
 	}
 	var ir []byte
 	if len(cmd.args) == 2 {
 		var ok bool
 		if ir, ok = decodeSASL(cmd.args[1].val); !ok {
-			c.reply("%s BAD Malformed initial response", cmd.tag)
+			c.Reply("%s BAD Malformed initial response", cmd.tag)
 			return nil
 		}
 	}
@@ -89,24 +89,24 @@ func (c *conn) runSASL(tag string, srv sasl.Server, resp []byte, login func() er
 			return login()
 		}
 		if err != nil {
-			c.s.log.Info("sasl exchange failed", "remote", c.remote, "err", err)
+			c.s.log.Info("sasl exchange failed", "remote", c.Remote, "err", err)
 			return c.refused(tag, proxy.ErrAuthFailed)
 		}
-		c.reply("+ %s", base64.StdEncoding.EncodeToString(challenge))
-		if err := c.bw.Flush(); err != nil {
+		c.Reply("+ %s", base64.StdEncoding.EncodeToString(challenge))
+		if err := c.Writer.Flush(); err != nil {
 			return err
 		}
-		line, err := readLine(c.br, c.s.opts.MaxLine)
+		line, err := proxy.ReadLine(c.Reader, c.s.opts.MaxLine)
 		if err != nil {
 			return err
 		}
 		if string(line) == "*" { // RFC 3501 section 6.2.2: cancelled
-			c.reply("%s BAD AUTHENTICATE cancelled", tag)
+			c.Reply("%s BAD AUTHENTICATE cancelled", tag)
 			return nil
 		}
 		var ok bool
 		if resp, ok = decodeSASL(string(line)); !ok {
-			c.reply("%s BAD Malformed SASL response", tag)
+			c.Reply("%s BAD Malformed SASL response", tag)
 			return nil
 		}
 	}
@@ -129,19 +129,19 @@ func (c *conn) login(tag, user, pass string) error {
 		// Old Outlook probes with an empty password to trigger its prompt
 		// (docs/clients.md, "Outlook probes with an empty password"): no store
 		// lookup, and not counted as a failure.
-		c.reply("%s %s", tag, textAuthFailed)
+		c.Reply("%s %s", tag, textAuthFailed)
 		return nil
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
 	defer cancel()
 	sess, err := c.s.opts.Gate.Login(ctx, &proxy.LoginRequest{
-		Username: user, Password: pass, Proto: proxy.ProtoIMAP, Remote: c.remote,
+		Username: user, Password: pass, Proto: proxy.ProtoIMAP, Remote: c.Remote,
 	})
 	if err != nil {
 		return c.refused(tag, err)
 	}
 	defer sess.End() // after handOff, when the relayed session is over
-	upCtx, upCancel := context.WithDeadline(sess.Context(), c.deadline)
+	upCtx, upCancel := context.WithDeadline(sess.Context(), c.Deadline)
 	defer upCancel()
 	start := time.Now()
 	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
@@ -153,7 +153,7 @@ func (c *conn) login(tag, user, pass string) error {
 		err = serr
 	}
 	if err != nil {
-		c.s.log.Info("upstream login failed", "remote", c.remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
+		c.s.log.Info("upstream login failed", "remote", c.Remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
 		return c.refused(tag, err)
 	}
 	return c.handOff(tag, sess, up)
@@ -166,16 +166,16 @@ func (c *conn) refused(tag string, err error) error {
 	if errors.Is(err, proxy.ErrAuthFailed) {
 		text = textAuthFailed
 	} else if !errors.Is(err, proxy.ErrThrottled) {
-		c.reply("%s %s", tag, text)
+		c.Reply("%s %s", tag, text)
 		return nil
 	}
-	c.reply("%s %s", tag, text)
-	if c.pc.LoginFailed() {
+	c.Reply("%s %s", tag, text)
+	if c.Accepted.LoginFailed() {
 		// Ends guessing on this connection without hurting a client that retries
 		// once with another mechanism (docs/clients.md, "One wrong password can
 		// cost two failures").
-		c.reply("* BYE Too many failed logins")
-		return errClose
+		c.Reply("* BYE Too many failed logins")
+		return proxy.ErrClosing
 	}
 	return nil
 }

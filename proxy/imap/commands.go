@@ -1,34 +1,34 @@
 package imap
 
 import (
-	"bufio"
-	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"mailgate/proxy"
 )
 
 func (c *conn) handleCapability(cmd *command) error {
 	if len(cmd.args) != 0 {
-		c.reply("%s BAD CAPABILITY takes no arguments", cmd.tag)
+		c.Reply("%s BAD CAPABILITY takes no arguments", cmd.tag)
 		return nil
 	}
-	c.reply("* CAPABILITY %s", c.caps())
-	c.reply("%s OK CAPABILITY completed", cmd.tag)
+	c.Reply("* CAPABILITY %s", c.caps())
+	c.Reply("%s OK CAPABILITY completed", cmd.tag)
 	return nil
 }
 
 func (c *conn) handleNoop(cmd *command) error {
-	c.reply("%s OK NOOP completed", cmd.tag)
+	c.Reply("%s OK NOOP completed", cmd.tag)
 	return nil
 }
 
 // handleLogout answers BYE then OK (RFC 3501 section 6.1.3).
 func (c *conn) handleLogout(cmd *command) error {
-	c.reply("* BYE mailgate logging out")
-	c.reply("%s OK LOGOUT completed", cmd.tag)
-	return errClose
+	c.Reply("* BYE mailgate logging out")
+	c.Reply("%s OK LOGOUT completed", cmd.tag)
+	return proxy.ErrClosing
 }
 
 // handleStartTLS upgrades the connection. Bytes the client sent before the
@@ -37,21 +37,17 @@ func (c *conn) handleLogout(cmd *command) error {
 // starts the conversation over"): a man in the middle cannot inject commands
 // into the TLS session.
 func (c *conn) handleStartTLS(cmd *command) error {
-	if !c.canStartTLS {
-		c.reply("%s BAD STARTTLS not available", cmd.tag)
+	if !c.CanStartTLS {
+		c.Reply("%s BAD STARTTLS not available", cmd.tag)
 		return nil
 	}
-	c.reply("%s OK Begin TLS negotiation now", cmd.tag)
-	if err := c.bw.Flush(); err != nil {
+	c.Reply("%s OK Begin TLS negotiation now", cmd.tag)
+	if err := c.Writer.Flush(); err != nil {
 		return err
 	}
-	tc := tls.Server(c.pc, c.s.opts.TLSConfig)
-	if err := c.pc.Handshake(tc); err != nil {
+	if err := c.StartTLS(c.s.opts.TLSConfig); err != nil {
 		return fmt.Errorf("starttls handshake: %w", err)
 	}
-	c.nc, c.secure, c.canStartTLS = tc, true, false
-	c.br = bufio.NewReader(tc)
-	c.bw.Reset(tc)
 	return nil
 }
 
@@ -61,13 +57,13 @@ func (c *conn) handleStartTLS(cmd *command) error {
 func (c *conn) handleID(cmd *command) error {
 	params, ok := idParams(cmd.args)
 	if !ok {
-		c.reply("%s BAD Syntax error in ID", cmd.tag)
+		c.Reply("%s BAD Syntax error in ID", cmd.tag)
 		return nil
 	}
 	name, version := params["name"], params["version"]
 	c.clientID = strings.TrimSuffix(logSafe(name)+"/"+logSafe(version), "/")
-	c.reply(`* ID ("name" "mailgate")`)
-	c.reply("%s OK ID completed", cmd.tag)
+	c.Reply(`* ID ("name" "mailgate")`)
+	c.Reply("%s OK ID completed", cmd.tag)
 	return nil
 }
 

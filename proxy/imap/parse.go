@@ -6,12 +6,13 @@ import (
 	"errors"
 	"io"
 	"strconv"
+
+	"mailgate/proxy"
 )
 
 // Errors of the pre-auth reader and parser. Clients get fixed BAD texts.
 var (
-	errLineTooLong = errors.New("command line too long")
-	errSyntax      = errors.New("syntax error")
+	errSyntax = errors.New("syntax error")
 )
 
 // literalError is a literal larger than the limit. A synchronising one is
@@ -63,7 +64,7 @@ type cmdReader struct {
 func (r *cmdReader) readCommand() ([]byte, error) {
 	var buf []byte
 	for {
-		line, err := readLine(r.br, r.maxLine)
+		line, err := proxy.ReadLine(r.br, r.maxLine)
 		buf = append(buf, line...)
 		if err != nil {
 			return buf, err
@@ -76,7 +77,7 @@ func (r *cmdReader) readCommand() ([]byte, error) {
 			return buf, &literalError{size: n, nonSync: nonSync}
 		}
 		if len(buf)+int(n) > 2*(r.maxLine+r.maxLiteral) {
-			return buf, errLineTooLong // many literals in one command
+			return buf, proxy.ErrLineTooLong // many literals in one command
 		}
 		if !nonSync {
 			if err := r.cont(); err != nil {
@@ -89,28 +90,6 @@ func (r *cmdReader) readCommand() ([]byte, error) {
 		if _, err := io.ReadFull(r.br, buf[start:]); err != nil {
 			return buf[:start], err
 		}
-	}
-}
-
-// readLine reads up to LF and strips CRLF (or a bare LF: some clients send
-// it). A line longer than max is an error; the rest is left unread because
-// the connection will be closed.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(line)+len(chunk) > max+2 {
-			return nil, errLineTooLong
-		}
-		line = append(line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return line, err
-		}
-		line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
-		return line, nil
 	}
 }
 

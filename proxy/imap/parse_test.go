@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"mailgate/proxy"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -74,8 +76,8 @@ func TestReadCommandLimits(t *testing.T) {
 		_, err := r.readCommand()
 		var le *literalError
 		switch {
-		case tt.lineErr && !errors.Is(err, errLineTooLong):
-			t.Errorf("%q: err = %v, want errLineTooLong", tt.in, err)
+		case tt.lineErr && !errors.Is(err, proxy.ErrLineTooLong):
+			t.Errorf("%q: err = %v, want proxy.ErrLineTooLong", tt.in, err)
 		case !tt.lineErr && (!errors.As(err, &le) || le.nonSync != tt.nonSync):
 			t.Errorf("%q: err = %v, want literalError nonSync=%v", tt.in, err, tt.nonSync)
 		}

@@ -51,7 +51,7 @@ func (up *upConn) untagged(rest string) {
 func (up *upConn) readLine() (string, error) {
 	var sb strings.Builder
 	for {
-		line, err := readLine(up.br, upMaxLine)
+		line, err := proxy.ReadLine(up.br, upMaxLine)
 		if err != nil {
 			return "", err
 		}

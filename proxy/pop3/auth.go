@@ -1,9 +1,7 @@
 package pop3
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -23,38 +21,34 @@ var errAuthzid = errors.New("authorization identity differs from user")
 // capabilities start over: a man in the middle cannot inject commands into
 // the TLS session.
 func (c *conn) handleSTLS() error {
-	if !c.canStartTLS {
-		c.reply("-ERR STLS not available")
+	if !c.CanStartTLS {
+		c.Reply("-ERR STLS not available")
 		return nil
 	}
-	c.reply("+OK Begin TLS negotiation")
-	if err := c.bw.Flush(); err != nil {
+	c.Reply("+OK Begin TLS negotiation")
+	if err := c.Writer.Flush(); err != nil {
 		return err
 	}
-	tc := tls.Server(c.pc, c.s.opts.TLSConfig)
-	if err := c.pc.Handshake(tc); err != nil {
+	if err := c.StartTLS(c.s.opts.TLSConfig); err != nil {
 		return fmt.Errorf("stls handshake: %w", err)
 	}
-	c.nc, c.secure, c.canStartTLS = tc, true, false
 	c.user, c.hasUser = "", false
-	c.br = bufio.NewReader(tc)
-	c.bw.Reset(tc)
 	return nil
 }
 
 // handleUser remembers the name for PASS. It never says whether the name
 // exists (RFC 1939 section 7 allows +OK for any name).
 func (c *conn) handleUser(arg string) error {
-	if !c.secure {
-		c.reply(textNeedTLS)
+	if !c.Secure {
+		c.Reply(textNeedTLS)
 		return nil
 	}
 	if arg == "" {
-		c.reply("-ERR Syntax: USER name")
+		c.Reply("-ERR Syntax: USER name")
 		return nil
 	}
 	c.user, c.hasUser = arg, true
-	c.reply("+OK Send PASS")
+	c.Reply("+OK Send PASS")
 	return nil
 }
 
@@ -62,12 +56,12 @@ func (c *conn) handleUser(arg string) error {
 // line, spaces included (RFC 1939 section 7). After a failure the client
 // starts again with USER.
 func (c *conn) handlePass(arg string) error {
-	if !c.secure {
-		c.reply(textNeedTLS)
+	if !c.Secure {
+		c.Reply(textNeedTLS)
 		return nil
 	}
 	if !c.hasUser {
-		c.reply("-ERR Send USER first")
+		c.Reply("-ERR Send USER first")
 		return nil
 	}
 	user := c.user
@@ -79,43 +73,43 @@ func (c *conn) handlePass(arg string) error {
 // section 4; "=" is an empty one). AUTH alone lists the mechanisms, as
 // older clients expect.
 func (c *conn) handleAuth(arg string) error {
-	if !c.secure {
-		c.reply(textNeedTLS)
+	if !c.Secure {
+		c.Reply(textNeedTLS)
 		return nil
 	}
 	mech, ir, hasIR := strings.Cut(arg, " ")
 	switch {
 	case mech == "":
-		c.reply("+OK Mechanisms follow")
-		c.reply("PLAIN")
-		c.reply(".")
+		c.Reply("+OK Mechanisms follow")
+		c.Reply("PLAIN")
+		c.Reply(".")
 		return nil
 	case !strings.EqualFold(mech, sasl.Plain):
-		c.reply("-ERR Unsupported authentication mechanism")
+		c.Reply("-ERR Unsupported authentication mechanism")
 		return nil
 	}
 	if !hasIR {
-		c.reply("+ ")
-		if err := c.bw.Flush(); err != nil {
+		c.Reply("+ ")
+		if err := c.Writer.Flush(); err != nil {
 			return err
 		}
 		line, err := c.readLine()
-		if errors.Is(err, errLineTooLong) {
-			c.reply(textTooLong)
-			return errClose
+		if errors.Is(err, proxy.ErrLineTooLong) {
+			c.Reply(textTooLong)
+			return proxy.ErrClosing
 		}
 		if err != nil {
 			return err
 		}
 		if string(line) == "*" { // RFC 5034 section 4: cancelled
-			c.reply("-ERR AUTH cancelled")
+			c.Reply("-ERR AUTH cancelled")
 			return nil
 		}
 		ir = string(line)
 	}
 	resp, ok := decodeSASL(ir)
 	if !ok {
-		c.reply("-ERR Malformed SASL response")
+		c.Reply("-ERR Malformed SASL response")
 		return nil
 	}
 	return c.plain(resp)
@@ -132,7 +126,7 @@ func (c *conn) plain(resp []byte) error {
 		return nil
 	})
 	if _, done, err := srv.Next(resp); err != nil || !done {
-		c.s.log.Info("sasl exchange failed", "remote", c.remote, "err", err)
+		c.s.log.Info("sasl exchange failed", "remote", c.Remote, "err", err)
 		return c.refused(proxy.ErrAuthFailed)
 	}
 	return c.login(user, pass)
@@ -155,19 +149,19 @@ func (c *conn) login(user, pass string) error {
 	if pass == "" {
 		// A probe for the password prompt, as old Outlook does over IMAP: no
 		// store lookup, and not counted as a failure.
-		c.reply(textAuthFailed)
+		c.Reply(textAuthFailed)
 		return nil
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), c.deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
 	defer cancel()
 	sess, err := c.s.opts.Gate.Login(ctx, &proxy.LoginRequest{
-		Username: user, Password: pass, Proto: proxy.ProtoPOP3, Remote: c.remote,
+		Username: user, Password: pass, Proto: proxy.ProtoPOP3, Remote: c.Remote,
 	})
 	if err != nil {
 		return c.refused(err)
 	}
 	defer sess.End() // after handOff, when the relayed session is over
-	upCtx, upCancel := context.WithDeadline(sess.Context(), c.deadline)
+	upCtx, upCancel := context.WithDeadline(sess.Context(), c.Deadline)
 	defer upCancel()
 	start := time.Now()
 	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
@@ -179,7 +173,7 @@ func (c *conn) login(user, pass string) error {
 		err = serr
 	}
 	if err != nil {
-		c.s.log.Info("upstream login failed", "remote", c.remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
+		c.s.log.Info("upstream login failed", "remote", c.Remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
 		return c.refused(err)
 	}
 	return c.handOff(sess, up)
@@ -193,12 +187,12 @@ func (c *conn) refused(err error) error {
 	if errors.Is(err, proxy.ErrAuthFailed) {
 		text = textAuthFailed
 	} else if !errors.Is(err, proxy.ErrThrottled) {
-		c.reply(text)
+		c.Reply(text)
 		return nil
 	}
-	c.reply(text)
-	if c.pc.LoginFailed() {
-		return errClose
+	c.Reply(text)
+	if c.Accepted.LoginFailed() {
+		return proxy.ErrClosing
 	}
 	return nil
 }

@@ -1,15 +1,9 @@
 package pop3
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"net"
-	"net/netip"
 	"strings"
-	"time"
 
 	"mailgate/proxy"
 )
@@ -34,76 +28,33 @@ const (
 	textTooLong     = "-ERR Line too long"
 )
 
-var (
-	// errHandedOff ends the command loop after the session was relayed.
-	errHandedOff = errors.New("session handed off")
-	// errClose ends the command loop after a final reply (QUIT, too many
-	// failures).
-	errClose = errors.New("connection closing")
-	// errLineTooLong: a client line over Options.MaxLine.
-	errLineTooLong = errors.New("line too long")
-)
-
 // conn is one client connection before authentication.
 type conn struct {
-	s      *Server
-	pc     *proxy.Conn // as accepted, under any TLS
-	nc     net.Conn    // the TLS connection, or pc without TLS
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	remote netip.Addr
-
-	secure      bool // TLS is on (or a "none" listener): logins allowed
-	canStartTLS bool
-	user        string // from USER, for the PASS that follows
-	hasUser     bool
-	deadline    time.Time
+	*proxy.TextConn
+	s       *Server
+	user    string // from USER, for the PASS that follows
+	hasUser bool
 }
 
 func (s *Server) serveConn(nc net.Conn, mode proxy.TLSMode) {
-	pc := proxy.ConnOf(nc)
-	c := &conn{
-		s: s, pc: pc, nc: nc,
-		br:          bufio.NewReader(nc),
-		bw:          bufio.NewWriter(nc),
-		remote:      pc.Remote(),
-		secure:      mode != proxy.TLSStartTLS,
-		canStartTLS: mode == proxy.TLSStartTLS,
-		deadline:    pc.PreAuthDeadline(),
-	}
-	nc.SetDeadline(c.deadline)
-	err := c.serve()
-	if errors.Is(err, errHandedOff) {
-		return // the relay closed both connections
-	}
-	c.bw.Flush()
-	nc.Close()
-	if err != nil && !errors.Is(err, errClose) && !errors.Is(err, io.EOF) {
-		s.log.Debug("connection ended before login", "remote", c.remote, "err", err)
-	}
+	c := &conn{TextConn: proxy.NewTextConn(nc, mode), s: s}
+	c.End(c.serve(), s.log)
 }
 
 // serve runs the pre-auth command loop. The greeting has no APOP timestamp:
 // APOP is not offered (RFC 1939 section 7).
 func (c *conn) serve() error {
-	c.reply("+OK %s mailgate POP3 ready", c.s.opts.Hostname)
-	for {
-		if err := c.bw.Flush(); err != nil {
-			return err
-		}
-		if err := c.next(); err != nil {
-			return err
-		}
-	}
+	c.Reply("+OK %s mailgate POP3 ready", c.s.opts.Hostname)
+	return c.Loop(c.next)
 }
 
 // next reads and handles one command. Keywords are case-insensitive and
 // arguments follow a single space (RFC 1939 section 3).
 func (c *conn) next() error {
 	line, err := c.readLine()
-	if errors.Is(err, errLineTooLong) {
-		c.reply(textTooLong)
-		return errClose
+	if errors.Is(err, proxy.ErrLineTooLong) {
+		c.Reply(textTooLong)
+		return proxy.ErrClosing
 	}
 	if err != nil {
 		return err
@@ -127,7 +78,7 @@ func (c *conn) dispatch(name, arg string) error {
 	case "AUTH":
 		return c.handleAuth(arg)
 	}
-	c.reply("-ERR Unknown command")
+	c.Reply("-ERR Unknown command")
 	return nil
 }
 
@@ -135,48 +86,25 @@ func (c *conn) dispatch(name, arg string) error {
 // section 5); a multi-line reply ends with a lone ".".
 func (c *conn) handleCapa() error {
 	caps := capsPlaintext
-	if c.secure {
+	if c.Secure {
 		caps = capsSecure
 	}
-	c.reply("+OK Capability list follows")
+	c.Reply("+OK Capability list follows")
 	for _, cp := range caps {
-		c.reply("%s", cp)
+		c.Reply("%s", cp)
 	}
-	c.reply(".")
+	c.Reply(".")
 	return nil
 }
 
 // handleQuit ends the connection before login (RFC 1939 section 4).
 func (c *conn) handleQuit() error {
-	c.reply("+OK mailgate signing off")
-	return errClose
+	c.Reply("+OK mailgate signing off")
+	return proxy.ErrClosing
 }
 
 // readLine reads one CRLF (or LF) terminated line of at most MaxLine
 // bytes, without the line end.
 func (c *conn) readLine() ([]byte, error) {
-	return readLine(c.br, c.s.opts.MaxLine)
-}
-
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(line)+len(chunk) > max+2 {
-			return nil, errLineTooLong
-		}
-		line = append(line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return line, err
-		}
-		return bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'}), nil
-	}
-}
-
-// reply writes one response line; write errors surface at the next Flush.
-func (c *conn) reply(format string, args ...any) {
-	fmt.Fprintf(c.bw, format+"\r\n", args...)
+	return proxy.ReadLine(c.Reader, c.s.opts.MaxLine)
 }

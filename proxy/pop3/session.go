@@ -1,8 +1,6 @@
 package pop3
 
 import (
-	"bufio"
-	"bytes"
 	"time"
 
 	"mailgate/proxy"
@@ -18,33 +16,25 @@ import (
 // deletion the client did not commit with its own QUIT (RFC 1939 section
 // 6).
 func (c *conn) handOff(sess *proxy.Session, up *upConn) error {
-	r, ok := c.s.front.Hand(sess, c.nc, up.nc, "", c.s.opts.ShutdownQuiet)
+	r, ok := c.s.front.Hand(sess, c.Conn, up.nc, "", c.s.opts.ShutdownQuiet)
 	if !ok {
 		up.nc.Close()
-		c.reply(textUnavailable)
-		return errClose
+		c.Reply(textUnavailable)
+		return proxy.ErrClosing
 	}
-	c.reply("+OK Logged in")
-	if err := c.bw.Flush(); err != nil {
+	c.Reply("+OK Logged in")
+	if err := c.Writer.Flush(); err != nil {
 		r.Close()
-		return errHandedOff
+		return proxy.ErrHandedOff
 	}
-	clientBuf, upBuf := peekAll(c.br), peekAll(up.br)
-	c.br, c.bw, up.br = nil, nil, nil // not kept for a session that may last
+	clientBuf, upBuf := c.Release(up.br)
+	up.br = nil // not kept for a session that may last
 	st, err := r.Relay(clientBuf, upBuf, c.s.opts.IdleTimeout)
 	c.s.log.Info("session ended",
-		"remote", c.remote, "user", sess.Mailbox, "password_id", sess.PasswordID,
+		"remote", c.Remote, "user", sess.Mailbox, "password_id", sess.PasswordID,
 		"upstream", c.s.opts.Upstream.Address,
 		"duration", time.Since(sess.Started).Round(time.Millisecond),
 		"bytes_in", st.ClientToUpstream, "bytes_out", st.UpstreamToClient,
 		"end", string(st.End), "err", err)
-	return errHandedOff
-}
-
-func peekAll(br *bufio.Reader) []byte {
-	if br.Buffered() == 0 {
-		return nil
-	}
-	b, _ := br.Peek(br.Buffered())
-	return bytes.Clone(b)
+	return proxy.ErrHandedOff
 }

@@ -189,7 +189,7 @@ func (up *upConn) writeLine(line string) error {
 }
 
 func (up *upConn) readLine() (string, error) {
-	line, err := readLine(up.br, upMaxLine)
+	line, err := proxy.ReadLine(up.br, upMaxLine)
 	if err != nil {
 		return "", fmt.Errorf("read upstream: %w: %w", proxy.ErrUnavailable, err)
 	}
