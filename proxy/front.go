@@ -83,9 +83,9 @@ type Front struct {
 // NewFront returns a Front.
 func NewFront(opts *FrontOptions) *Front {
 	f := &Front{o: *opts, conns: map[*Conn]struct{}{}}
-	f.o.PreAuthTimeout = orDefault(f.o.PreAuthTimeout, DefaultPreAuthTimeout)
-	f.o.HandshakeTimeout = orDefault(f.o.HandshakeTimeout, DefaultHandshakeTimeout)
-	f.o.DrainEvery = orDefault(f.o.DrainEvery, 250*time.Millisecond)
+	f.o.PreAuthTimeout = OrDefault(f.o.PreAuthTimeout, DefaultPreAuthTimeout)
+	f.o.HandshakeTimeout = OrDefault(f.o.HandshakeTimeout, DefaultHandshakeTimeout)
+	f.o.DrainEvery = OrDefault(f.o.DrainEvery, 250*time.Millisecond)
 	f.o.Meter = orNop(f.o.Meter)
 	if f.o.RelayCounters == (RelayCounters{}) {
 		f.o.RelayCounters = f.o.Meter.Relay(f.o.Proto)
@@ -95,6 +95,17 @@ func NewFront(opts *FrontOptions) *Front {
 		f.log = slog.Default()
 	}
 	return f
+}
+
+// Logger returns the Front's logger with the "proto" key, for the front
+// end's own log lines.
+func (f *Front) Logger() *slog.Logger { return f.log.With("proto", f.o.Proto) }
+
+// DrainEvery is the FrontOptions.DrainEvery for relayed sessions that
+// Shutdown ends after quiet without upstream traffic: a quarter of it, so
+// that a session ends soon after it fell quiet, between 10 ms and 250 ms.
+func DrainEvery(quiet time.Duration) time.Duration {
+	return min(max(quiet/4, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // Listener wraps ln so that its Accept admits connections through the

@@ -76,10 +76,10 @@ func NewLimits(opts *LimitsOptions) *Limits {
 	if opts != nil {
 		o = *opts
 	}
-	o.ConnsPerIP = orDefault(o.ConnsPerIP, DefaultConnsPerIP)
-	o.ConnsPerIPv6Site = orDefault(o.ConnsPerIPv6Site, DefaultConnsPerIPv6Site)
-	o.MaxConns = orDefault(o.MaxConns, DefaultMaxConns)
-	o.SessionsPerMailbox = orDefault(o.SessionsPerMailbox, DefaultSessionsPerMailbox)
+	o.ConnsPerIP = OrDefault(o.ConnsPerIP, DefaultConnsPerIP)
+	o.ConnsPerIPv6Site = OrDefault(o.ConnsPerIPv6Site, DefaultConnsPerIPv6Site)
+	o.MaxConns = OrDefault(o.MaxConns, DefaultMaxConns)
+	o.SessionsPerMailbox = OrDefault(o.SessionsPerMailbox, DefaultSessionsPerMailbox)
 	return &Limits{o: o, perNet: map[netip.Prefix]int{}, sessions: map[string]int{}, preauth: list.New()}
 }
 

@@ -85,21 +85,23 @@ func NewThrottle(opts *ThrottleOptions) *Throttle {
 	if opts != nil {
 		o = *opts
 	}
-	o.FailureDelay = orDefault(o.FailureDelay, DefaultFailureDelay)
-	o.MaxFailureDelay = orDefault(o.MaxFailureDelay, DefaultMaxFailureDelay)
-	o.MaxFailures = orDefault(o.MaxFailures, DefaultMaxFailures)
-	o.MaxMailboxFailures = orDefault(o.MaxMailboxFailures, DefaultMaxMailboxFailures)
-	o.FailureWindow = orDefault(o.FailureWindow, DefaultFailureWindow)
-	o.Lockout = orDefault(o.Lockout, DefaultLockout)
-	o.SuccessMemory = orDefault(o.SuccessMemory, DefaultSuccessMemory)
-	o.MaxEntries = orDefault(o.MaxEntries, DefaultMaxEntries)
+	o.FailureDelay = OrDefault(o.FailureDelay, DefaultFailureDelay)
+	o.MaxFailureDelay = OrDefault(o.MaxFailureDelay, DefaultMaxFailureDelay)
+	o.MaxFailures = OrDefault(o.MaxFailures, DefaultMaxFailures)
+	o.MaxMailboxFailures = OrDefault(o.MaxMailboxFailures, DefaultMaxMailboxFailures)
+	o.FailureWindow = OrDefault(o.FailureWindow, DefaultFailureWindow)
+	o.Lockout = OrDefault(o.Lockout, DefaultLockout)
+	o.SuccessMemory = OrDefault(o.SuccessMemory, DefaultSuccessMemory)
+	o.MaxEntries = OrDefault(o.MaxEntries, DefaultMaxEntries)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return &Throttle{o: o, failures: newLRU[failures](o.MaxEntries), good: newLRU[time.Time](o.MaxEntries)}
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
+// OrDefault returns v, or def when v is zero or negative: how every
+// Options type here turns its zero fields into defaults.
+func OrDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}

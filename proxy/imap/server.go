@@ -79,37 +79,26 @@ type Server struct {
 func New(opts *Options) *Server {
 	s := &Server{opts: *opts}
 	o := &s.opts
-	o.MaxLine = orDefault(o.MaxLine, DefaultMaxLine)
-	o.MaxLiteral = orDefault(o.MaxLiteral, DefaultMaxLiteral)
-	o.PreAuthTimeout = orDefault(o.PreAuthTimeout, proxy.DefaultPreAuthTimeout)
-	o.IdleTimeout = orDefault(o.IdleTimeout, DefaultIdleTimeout)
-	o.ShutdownQuiet = orDefault(o.ShutdownQuiet, DefaultShutdownQuiet)
+	o.MaxLine = proxy.OrDefault(o.MaxLine, DefaultMaxLine)
+	o.MaxLiteral = proxy.OrDefault(o.MaxLiteral, DefaultMaxLiteral)
+	o.PreAuthTimeout = proxy.OrDefault(o.PreAuthTimeout, proxy.DefaultPreAuthTimeout)
+	o.IdleTimeout = proxy.OrDefault(o.IdleTimeout, DefaultIdleTimeout)
+	o.ShutdownQuiet = proxy.OrDefault(o.ShutdownQuiet, DefaultShutdownQuiet)
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
-	}
-	s.log = o.Logger
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	s.front = proxy.NewFront(&proxy.FrontOptions{
 		Proto: proxy.ProtoIMAP, Limits: o.Limits, PreAuthTimeout: o.PreAuthTimeout, HandshakeTimeout: o.HandshakeTimeout,
 		TLSConfig: o.TLSConfig, RefuseLine: "* BYE Too many connections, try again later\r\n",
-		DrainEvery: min(max(o.ShutdownQuiet/4, 10*time.Millisecond), 250*time.Millisecond),
-		Meter:      o.Gate.Meter(), Logger: s.log,
+		DrainEvery: proxy.DrainEvery(o.ShutdownQuiet),
+		Meter:      o.Gate.Meter(), Logger: o.Logger,
 	})
-	s.log = s.log.With("proto", proxy.ProtoIMAP)
+	s.log = s.front.Logger()
 	if o.WarmUpstreams > 0 {
-		s.warm = &warmPool{size: o.WarmUpstreams, maxAge: orDefault(o.WarmMaxAge, DefaultWarmMaxAge),
+		s.warm = &warmPool{size: o.WarmUpstreams, maxAge: proxy.OrDefault(o.WarmMaxAge, DefaultWarmMaxAge),
 			dial: func(ctx context.Context) (*upConn, error) { return dialUpstream(ctx, &s.opts.Upstream) }}
 	}
 	return s
-}
-
-func orDefault[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Serve accepts connections on ln until Close or Shutdown, then returns nil.
