@@ -67,6 +67,28 @@ func LoginDeadline(ctx context.Context) time.Time {
 	return deadline
 }
 
+// OpenUpstream logs in upstream for sess with open, within sess's context
+// and deadline (the client's pre-auth deadline): a revoke or expiry
+// meanwhile fails the login with sess's error, and closeUp closes the
+// connection open returned. The login is told to the Gate's Meter. Shared
+// by the relaying front ends (IMAP, POP3).
+func OpenUpstream[U any](g *Gate, sess *Session, deadline time.Time,
+	open func(ctx context.Context, mailbox string) (U, error), closeUp func(U)) (U, error) {
+	ctx, cancel := context.WithDeadline(sess.Context(), deadline)
+	defer cancel()
+	start := time.Now()
+	up, err := open(ctx, sess.Mailbox)
+	g.UpstreamLogin(sess, start, err)
+	if serr := sess.Err(); serr != nil { // revoked or expired meanwhile
+		if err == nil {
+			closeUp(up)
+		}
+		var zero U
+		return zero, serr
+	}
+	return up, err
+}
+
 // DialTimeout bounds TCP connect plus the implicit TLS handshake to the
 // upstream, so a dead upstream fails a login quickly (NO [UNAVAILABLE]).
 const DialTimeout = 15 * time.Second

@@ -47,6 +47,9 @@ type upConn struct {
 	caps []string // the latest capability list seen
 }
 
+// close closes the upstream connection, for a login that is given up.
+func (up *upConn) close() { up.nc.Close() }
+
 // response is the end of one upstream command.
 type response struct {
 	cont   bool   // a "+" continuation request

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -161,17 +160,7 @@ func (c *conn) login(user, pass string) error {
 		return c.refused(err)
 	}
 	defer sess.End() // after handOff, when the relayed session is over
-	upCtx, upCancel := context.WithDeadline(sess.Context(), c.Deadline)
-	defer upCancel()
-	start := time.Now()
-	up, err := c.s.openUpstream(upCtx, sess.Mailbox)
-	c.s.opts.Gate.UpstreamLogin(sess, start, err)
-	if serr := sess.Err(); serr != nil { // revoked or expired meanwhile
-		if err == nil {
-			up.nc.Close()
-		}
-		err = serr
-	}
+	up, err := proxy.OpenUpstream(c.s.opts.Gate, sess, c.Deadline, c.s.openUpstream, (*upConn).close)
 	if err != nil {
 		c.s.log.Info("upstream login failed", "remote", c.Remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
 		return c.refused(err)

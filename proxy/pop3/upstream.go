@@ -39,6 +39,9 @@ type upConn struct {
 	br *bufio.Reader
 }
 
+// close closes the upstream connection, for a login that is given up.
+func (up *upConn) close() { up.nc.Close() }
+
 // openUpstream logs in to the upstream for mailbox, with one retry on a
 // fresh token when the upstream refuses the cached one. When ctx ends (the
 // session was revoked, the deadline passed) the upstream connection is
