@@ -89,6 +89,36 @@ func OpenUpstream[U any](g *Gate, sess *Session, deadline time.Time,
 	return up, err
 }
 
+// DialLogin connects to the upstream for a login (Dial) and arms the
+// login's deadline (LoginDeadline) on the connection. Errors wrap
+// ErrUnavailable.
+func (u *Upstream) DialLogin(ctx context.Context) (net.Conn, error) {
+	nc, err := u.Dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	nc.SetDeadline(LoginDeadline(ctx))
+	return nc, nil
+}
+
+// LoginOn runs login, the authentication on nc, an upstream connection
+// from DialLogin. When ctx ends first (revoke, deadline) nc is closed under
+// it and the login fails with ctx's cause; on failure nc is closed. On
+// success nc's deadline is cleared for the relay.
+func LoginOn(ctx context.Context, nc net.Conn, login func() error) error {
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	err := login()
+	if !stop() && err == nil {
+		err = fmt.Errorf("upstream login: %w: %w", ErrUnavailable, context.Cause(ctx))
+	}
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	nc.SetDeadline(time.Time{})
+	return nil
+}
+
 // DialTimeout bounds TCP connect plus the implicit TLS handshake to the
 // upstream, so a dead upstream fails a login quickly (NO [UNAVAILABLE]).
 const DialTimeout = 15 * time.Second

@@ -11,7 +11,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -106,26 +105,15 @@ func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string
 
 // loginOn logs in on up; on failure, or when ctx ends first, it closes up.
 func loginOn(ctx context.Context, up *upConn, u *proxy.Upstream, mailbox, token string) error {
-	stop := context.AfterFunc(ctx, func() { up.nc.Close() })
-	err := up.login(u.SASLClient(mailbox, token))
-	if !stop() && err == nil {
-		err = fmt.Errorf("upstream login: %w: %w", proxy.ErrUnavailable, context.Cause(ctx))
-	}
-	if err != nil {
-		up.nc.Close()
-		return err
-	}
-	up.nc.SetDeadline(time.Time{})
-	return nil
+	return proxy.LoginOn(ctx, up.nc, func() error { return up.login(u.SASLClient(mailbox, token)) })
 }
 
 // dialUpstream connects, reads the greeting and does STARTTLS if configured.
 func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
-	nc, err := u.Dial(ctx)
+	nc, err := u.DialLogin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
+		return nil, err
 	}
-	nc.SetDeadline(proxy.LoginDeadline(ctx))
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	up := &upConn{nc: nc, br: bufio.NewReader(nc)}

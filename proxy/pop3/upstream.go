@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -64,26 +63,19 @@ func loginUpstream(ctx context.Context, u *proxy.Upstream, mailbox, token string
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { up.nc.Close() })
-	err = up.authenticate(u.SASLClient(mailbox, token))
-	if !stop() && err == nil {
-		err = fmt.Errorf("upstream login: %w: %w", proxy.ErrUnavailable, context.Cause(ctx))
-	}
-	if err != nil {
-		up.nc.Close()
+	login := func() error { return up.authenticate(u.SASLClient(mailbox, token)) }
+	if err := proxy.LoginOn(ctx, up.nc, login); err != nil {
 		return nil, err
 	}
-	up.nc.SetDeadline(time.Time{})
 	return up, nil
 }
 
 // dialUpstream connects, reads the greeting and does STLS if configured.
 func dialUpstream(ctx context.Context, u *proxy.Upstream) (*upConn, error) {
-	nc, err := u.Dial(ctx)
+	nc, err := u.DialLogin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
+		return nil, err
 	}
-	nc.SetDeadline(proxy.LoginDeadline(ctx))
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	up := &upConn{nc: nc, br: bufio.NewReader(nc)}
