@@ -22,7 +22,8 @@ func (c *conn) handOff(tag string, sess *proxy.Session, up *upConn) error {
 		r.Close()
 		return proxy.ErrHandedOff
 	}
-	clientBuf, upBuf := c.releaseBuffers(up)
+	clientBuf, upBuf := c.Release(up.br)
+	up.br = nil // not kept for a session that may idle for hours
 	st, err := r.Relay(clientBuf, upBuf, c.s.opts.IdleTimeout)
 	c.s.log.Info("session ended",
 		"remote", c.Remote, "user", sess.Mailbox, "password_id", sess.PasswordID,
@@ -31,12 +32,4 @@ func (c *conn) handOff(tag string, sess *proxy.Session, up *upConn) error {
 		"bytes_in", st.ClientToUpstream, "bytes_out", st.UpstreamToClient,
 		"end", string(st.End), "err", err)
 	return proxy.ErrHandedOff
-}
-
-// releaseBuffers returns the bytes read ahead on both sides and drops the
-// pre-auth buffers (see proxy.TextConn.Release).
-func (c *conn) releaseBuffers(up *upConn) (clientBuf, upBuf []byte) {
-	clientBuf, upBuf = c.Release(up.br)
-	up.br = nil
-	return clientBuf, upBuf
 }
