@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +20,11 @@ import (
 // again (the instance it waited for has just refreshed: its access token is
 // taken and the old refresh token is never sent again), refreshes, and
 // saves the rotated refresh token with the access token before unlocking.
+
+// errLockWait means a flight gave up waiting for the refresh lock at the
+// deadline of the login that started it; a login that joined the flight
+// with a later deadline asks again (Token).
+var errLockWait = errors.New("refresh lock: wait ended")
 
 // refresh returns the mailbox's access token, shared or refreshed.
 func (m *Manager) refresh(ctx context.Context, key, mailbox string, waitBy time.Time) (any, error) {
@@ -54,7 +60,7 @@ func (m *Manager) lock(ctx context.Context, mailbox string, waitBy time.Time) (f
 	}
 	unlock, err := m.store.LockRefresh(ctx, m.ProviderName(), mailbox)
 	if err != nil {
-		return nil, fmt.Errorf("%w: refresh lock: %w", ErrTransient, err)
+		return nil, fmt.Errorf("%w: %w: %w", ErrTransient, errLockWait, err)
 	}
 	return unlock, nil
 }

@@ -286,3 +286,44 @@ func TestPendingSavedAgain(t *testing.T) {
 		t.Fatalf("another instance with the saved token: relink %q", st.relinkReason(alice))
 	}
 }
+
+// A login that joined a flight started by a login with an earlier deadline
+// is not failed by that deadline: when the flight gives up waiting for the
+// refresh lock, the later login asks again and gets the token once the
+// lock is free.
+func TestLockWaitJoinedLater(t *testing.T) {
+	t.Parallel()
+	in := openInstances(t, "", 1)
+	srv := newServer(t, nil)
+	in.stores[0].SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
+	m := in.managers(srv, &fakeClock{now: time.Now()})[0]
+	unlock, err := in.stores[0].LockRefresh(t.Context(), msKey, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { _, err := m.Token(short, alice); first <- err }()
+	// Let the short login start the flight, so that the long one joins
+	// it. (Should the long one start it after all, the test passes
+	// without testing anything, never fails wrongly.)
+	time.Sleep(50 * time.Millisecond)
+	long, cancelLong := context.WithTimeout(t.Context(), time.Minute) // hang guard
+	defer cancelLong()
+	second := make(chan error, 1)
+	go func() {
+		tok, err := m.Token(long, alice)
+		if err == nil && !srv.ValidFor(tok, alice) {
+			err = errors.New("token not valid at the provider")
+		}
+		second <- err
+	}()
+	if err := <-first; !errors.Is(err, ErrTransient) {
+		t.Fatalf("the login with the short deadline: %v, want ErrTransient", err)
+	}
+	unlock()
+	if err := <-second; err != nil {
+		t.Fatalf("the login with the later deadline: %v", err)
+	}
+}
