@@ -1,4 +1,4 @@
-// Package proxytest holds what the IMAP and SMTP front ends' tests share, in
+// Package proxytest holds what the front ends' tests share, in
 // the manner of net/http/httptest. Only tests import it.
 package proxytest
 

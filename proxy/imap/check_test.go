@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -47,7 +48,7 @@ func TestCheckLogin(t *testing.T) {
 		})
 	}
 	t.Run("unreachable", func(t *testing.T) {
-		ln := listen(t)
+		ln := proxytest.Listen(t)
 		addr := ln.Addr().String()
 		ln.Close()
 		up := proxy.Upstream{Address: addr, TLS: proxy.TLSNone}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -112,7 +113,7 @@ func (tr *transcript) header(t *testing.T, line int, key, val string) {
 func (tr *transcript) setup(t *testing.T) *env {
 	dead := ""
 	if tr.upstream == "down" {
-		ln := listen(t)
+		ln := proxytest.Listen(t)
 		dead = ln.Addr().String()
 		ln.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -55,9 +56,9 @@ func newHardEnv(t *testing.T, th *proxy.Throttle, lim *proxy.Limits, more ...fun
 			f(o)
 		}
 	})
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	h.proxyAddr = ln.Addr().String()
-	pl := proxy.NewProxyProtoListener(ln, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, testLogger(t))
+	pl := proxy.NewProxyProtoListener(ln, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, proxytest.Logger(t))
 	go h.srv.Serve(pl, proxy.TLSNone)
 	return h
 }

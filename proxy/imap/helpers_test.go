@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"mailgate/internal/devup"
+	"mailgate/internal/proxytest"
 	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
 )
@@ -136,42 +136,6 @@ type testOptions struct {
 	Limits        *proxy.Limits
 }
 
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
-// testLogger logs to t until the test ends; goroutines that outlive it
-// (an upstream login that finishes after Shutdown gave up) log nowhere.
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // newEnv starts the upstream (implicit TLS) and the proxy with a listener
 // in mode; opts, if set, adjusts the proxy's options before New.
 func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
@@ -179,13 +143,13 @@ func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	serverTLS, clientTLS := testCert(t)
 	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
 		verifier: &verifier{}, sessions: &proxy.Registry{}}
-	e.up = devup.NewIMAP(&devup.IMAPOptions{Verify: e.verifier.verify, TLSConfig: serverTLS, Logger: testLogger(t)})
-	upLn := listen(t)
+	e.up = devup.NewIMAP(&devup.IMAPOptions{Verify: e.verifier.verify, TLSConfig: serverTLS, Logger: proxytest.Logger(t)})
+	upLn := proxytest.Listen(t)
 	e.upAddr = upLn.Addr().String()
 	go e.up.Serve(upLn)
 	t.Cleanup(func() { e.up.Close() })
 	o := &testOptions{Authenticator: e.auth, Options: Options{
-		Tokens: e.tokens, TLSConfig: serverTLS, Logger: testLogger(t), Hostname: "localhost",
+		Tokens: e.tokens, TLSConfig: serverTLS, Logger: proxytest.Logger(t), Hostname: "localhost",
 		Upstream: proxy.Upstream{Address: e.upAddr, TLS: proxy.TLSImplicit, Mechanism: "XOAUTH2", TLSConfig: clientTLS},
 	}}
 	if opts != nil {
@@ -195,7 +159,7 @@ func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	o.Gate = proxy.NewGate(&proxy.GateOptions{Authenticator: o.Authenticator, Throttle: o.Throttle,
 		Limits: o.Limits, Sessions: e.sessions, Logger: o.Logger})
 	e.srv = New(&o.Options)
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	e.addr = ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- e.srv.Serve(ln, mode) }()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -114,7 +115,7 @@ func TestPreAuthTimeout(t *testing.T) {
 
 func TestServeNeedsTLSConfig(t *testing.T) {
 	s := New(&Options{})
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	defer ln.Close()
 	for _, mode := range []proxy.TLSMode{proxy.TLSImplicit, proxy.TLSStartTLS} {
 		if err := s.Serve(ln, mode); !errors.Is(err, proxy.ErrNoTLSConfig) {

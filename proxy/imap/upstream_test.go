@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mailgate/internal/devup"
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -18,7 +19,7 @@ import (
 // the proxy (prefix match, "" for none) and the raw reply.
 func scriptedUpstream(t *testing.T, scripts ...[][2]string) string {
 	t.Helper()
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	serveScripts(t, ln, scripts...)
 	return ln.Addr().String()
 }
@@ -137,8 +138,8 @@ func playScript(t *testing.T, nc net.Conn, script [][2]string) {
 func TestUpstreamOAuthBearerStartTLS(t *testing.T) {
 	serverTLS, clientTLS := testCert(t)
 	v := &verifier{policy: "refuse-first"}
-	up := devup.NewIMAP(&devup.IMAPOptions{Verify: v.verify, TLSConfig: serverTLS, StartTLS: true, Logger: testLogger(t)})
-	ln := listen(t)
+	up := devup.NewIMAP(&devup.IMAPOptions{Verify: v.verify, TLSConfig: serverTLS, StartTLS: true, Logger: proxytest.Logger(t)})
+	ln := proxytest.Listen(t)
 	go up.Serve(ln)
 	t.Cleanup(func() { up.Close() })
 	e := newEnv(t, proxy.TLSImplicit, func(o *testOptions) {

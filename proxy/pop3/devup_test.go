@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mailgate/internal/devup"
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -28,8 +29,8 @@ type devupEnv struct {
 func newDevupEnv(t *testing.T, mode proxy.TLSMode, startTLS bool, verify devup.XOAUTH2Verifier) *devupEnv {
 	t.Helper()
 	serverTLS, clientTLS := testCert(t)
-	pop := devup.NewPOP3(&devup.POP3Options{Verify: verify, TLSConfig: serverTLS, StartTLS: startTLS, Logger: testLogger(t)})
-	ln := listen(t)
+	pop := devup.NewPOP3(&devup.POP3Options{Verify: verify, TLSConfig: serverTLS, StartTLS: startTLS, Logger: proxytest.Logger(t)})
+	ln := proxytest.Listen(t)
 	go pop.Serve(ln)
 	t.Cleanup(func() { pop.Close() })
 	upMode := proxy.TLSImplicit

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"mailgate/internal/proxytest"
 	"net"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ type fakeUp struct {
 // newFakeUp starts a fakeUp with implicit TLS (cfg) or none (nil).
 func newFakeUp(t *testing.T, cfg *tls.Config) *fakeUp {
 	t.Helper()
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
 	}
@@ -49,7 +50,7 @@ func newFakeUp(t *testing.T, cfg *tls.Config) *fakeUp {
 // (RFC 2595 section 4).
 func newSTLSUpstream(t *testing.T, cfg *tls.Config) *fakeUp {
 	t.Helper()
-	return startFakeUp(t, listen(t), cfg)
+	return startFakeUp(t, proxytest.Listen(t), cfg)
 }
 
 func startFakeUp(t *testing.T, ln net.Listener, stls *tls.Config) *fakeUp {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
 )
@@ -109,41 +109,6 @@ type testOptions struct {
 	Limits        *proxy.Limits
 }
 
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
-// testLogger logs to t until the test ends.
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // newEnv starts the fake upstream (implicit TLS) and the proxy with a
 // listener in mode; opts, if set, adjusts the proxy's options before New.
 func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
@@ -153,7 +118,7 @@ func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 		sessions: &proxy.Registry{}}
 	e.up = newFakeUp(t, serverTLS)
 	o := &testOptions{Authenticator: e.auth, Options: Options{
-		Tokens: e.tokens, TLSConfig: serverTLS, Logger: testLogger(t), Hostname: "localhost",
+		Tokens: e.tokens, TLSConfig: serverTLS, Logger: proxytest.Logger(t), Hostname: "localhost",
 		Upstream: proxy.Upstream{Address: e.up.addr, TLS: proxy.TLSImplicit, TLSConfig: clientTLS},
 	}}
 	if opts != nil {
@@ -163,7 +128,7 @@ func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	o.Gate = proxy.NewGate(&proxy.GateOptions{Authenticator: o.Authenticator, Throttle: o.Throttle,
 		Limits: o.Limits, Sessions: e.sessions, Logger: o.Logger})
 	e.srv = New(&o.Options)
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	e.addr = ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- e.srv.Serve(ln, mode) }()

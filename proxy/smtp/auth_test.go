@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -66,7 +67,7 @@ func TestAuthFailures(t *testing.T) {
 
 // deadAddr returns an address nobody listens on.
 func deadAddr(t *testing.T) string {
-	ln := listen(t)
+	ln := proxytest.Listen(t)
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"mailgate/internal/devup"
+	"mailgate/internal/proxytest"
 	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
 )
@@ -227,7 +227,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		MaxMessageBytes: cfg.upstreamMx, RejectRcpt: cfg.reject, Logger: logger,
 		Mechanisms: cfg.upMechs,
 	})
-	upLn := listen(t)
+	upLn := proxytest.Listen(t)
 	go e.up.Serve(upLn)
 	t.Cleanup(func() { e.up.Close() })
 	upstream := proxy.Upstream{
@@ -252,13 +252,13 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		PreAuthTimeout: cfg.preAuth, ReadTimeout: cfg.readTO,
 	})
 	if cfg.proxyProto {
-		ln := listen(t)
+		ln := proxytest.Listen(t)
 		e.proxyAddr = ln.Addr().String()
 		pl := proxy.NewProxyProtoListener(ln, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, logger)
 		go e.srv.Serve(pl, proxy.TLSNone)
 	}
 	for _, mode := range []proxy.TLSMode{proxy.TLSNone, proxy.TLSStartTLS, proxy.TLSImplicit} {
-		ln := listen(t)
+		ln := proxytest.Listen(t)
 		e.addrs[mode] = ln.Addr().String()
 		done := make(chan error, 1)
 		go func() { done <- e.srv.Serve(ln, mode) }()
@@ -277,13 +277,4 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		}
 	})
 	return e
-}
-
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
 }
