@@ -1,13 +1,9 @@
 package pop3
 
 import (
-	"bufio"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"regexp"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,43 +46,10 @@ func FuzzPreAuth(f *testing.F) {
 		discard := slog.New(slog.DiscardHandler)
 		s := New(&Options{Gate: proxy.NewGate(&proxy.GateOptions{Authenticator: proxytest.RefuseAll{}, Logger: discard}),
 			Logger: discard, MaxLine: 256, PreAuthTimeout: 10 * time.Second})
-		// TCP rather than net.Pipe: the client half-closes to send EOF.
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Accepted through the Front, as Serve does: limits, tracking and
-		// the pre-auth deadline apply.
+		// Accepted through the Front, as Serve does.
 		fl, unlisten, _ := s.front.Listener(ln, proxy.TLSNone)
 		defer unlisten()
-		server, err := fl.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			s.serveConn(server, proxy.TLSNone)
-		}()
-		go func() {
-			client.Write(in)
-			// No more input: the proxy sees EOF once it has read it all.
-			client.(*net.TCPConn).CloseWrite()
-		}()
-		br := bufio.NewReader(client)
-		for {
-			line, err := br.ReadString('\n')
-			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-				break // a reset: the proxy closed with input unread
-			}
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if !replyLine.MatchString(line[:len(line)-1]) {
-				t.Fatalf("malformed reply %q to %q", line, in)
-			}
-		}
-		<-done
-		client.Close()
+		proxytest.Converse(t, ln.Addr().String(), fl.Accept,
+			func(c net.Conn) { s.serveConn(c, proxy.TLSNone) }, in, replyLine)
 	})
 }
