@@ -35,6 +35,19 @@ var funcs = template.FuncMap{
 	"queryEscape":  url.QueryEscape,
 	"linkState":    linkState,
 	"lastUse":      lastUse,
+	"passwordTable": func(caption, revokeBase string, ps []admin.AppPassword) passwordTable {
+		return passwordTable{Caption: caption, RevokeBase: revokeBase, Passwords: ps}
+	},
+}
+
+// passwordTable is what the "passwords" template (layout.html) shows: the
+// user's page and the admin's mailbox page list app passwords alike and
+// differ only in the caption and where Revoke posts (RevokeBase + ID +
+// "/revoke", the ID path-escaped there, the base by the caller).
+type passwordTable struct {
+	Caption    string
+	RevokeBase string
+	Passwords  []admin.AppPassword
 }
 
 // parsePages parses every page with funcs and the server's own (more).
