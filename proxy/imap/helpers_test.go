@@ -15,22 +15,8 @@ import (
 
 	"mailgate/internal/devup"
 	"mailgate/internal/proxytest"
-	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
 )
-
-// testCert returns a server config with a fresh self-signed certificate for
-// "localhost" (docs/clients.md, "Clients ignore IP addresses in certificates":
-// clients ignore IP addresses) and a client config that trusts it.
-func testCert(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &c.TLS, nil }}
-	return server, &tls.Config{RootCAs: c.Pool, ServerName: "localhost"}
-}
 
 // fakeAuth accepts the password "good" for any user, and `we\ird"pw` too.
 // Other passwords name the failure they produce: "down" is ErrUnavailable,
@@ -140,7 +126,7 @@ type testOptions struct {
 // in mode; opts, if set, adjusts the proxy's options before New.
 func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	t.Helper()
-	serverTLS, clientTLS := testCert(t)
+	serverTLS, clientTLS := proxytest.TLSPair(t)
 	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
 		verifier: &verifier{}, sessions: &proxy.Registry{}}
 	e.up = devup.NewIMAP(&devup.IMAPOptions{Verify: e.verifier.verify, TLSConfig: serverTLS, Logger: proxytest.Logger(t)})

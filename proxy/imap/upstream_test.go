@@ -136,7 +136,7 @@ func playScript(t *testing.T, nc net.Conn, script [][2]string) {
 // OAUTHBEARER upstream, on STARTTLS: the first token is refused (the error
 // challenge is answered with ^A, RFC 7628), the second accepted.
 func TestUpstreamOAuthBearerStartTLS(t *testing.T) {
-	serverTLS, clientTLS := testCert(t)
+	serverTLS, clientTLS := proxytest.TLSPair(t)
 	v := &verifier{policy: "refuse-first"}
 	up := devup.NewIMAP(&devup.IMAPOptions{Verify: v.verify, TLSConfig: serverTLS, StartTLS: true, Logger: proxytest.Logger(t)})
 	ln := proxytest.Listen(t)

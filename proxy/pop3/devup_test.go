@@ -28,7 +28,7 @@ type devupEnv struct {
 
 func newDevupEnv(t *testing.T, mode proxy.TLSMode, startTLS bool, verify devup.XOAUTH2Verifier) *devupEnv {
 	t.Helper()
-	serverTLS, clientTLS := testCert(t)
+	serverTLS, clientTLS := proxytest.TLSPair(t)
 	pop := devup.NewPOP3(&devup.POP3Options{Verify: verify, TLSConfig: serverTLS, StartTLS: startTLS, Logger: proxytest.Logger(t)})
 	ln := proxytest.Listen(t)
 	go pop.Serve(ln)

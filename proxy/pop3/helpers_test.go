@@ -16,21 +16,8 @@ import (
 	"time"
 
 	"mailgate/internal/proxytest"
-	"mailgate/internal/selfsigned"
 	"mailgate/proxy"
 )
-
-// testCert returns a server config with a fresh self-signed certificate for
-// "localhost" and a client config that trusts it.
-func testCert(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	c, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &c.TLS, nil }}
-	return server, &tls.Config{RootCAs: c.Pool, ServerName: "localhost"}
-}
 
 // fakeAuth accepts the password "good" for any user, and "with space" too.
 // Other passwords name the failure they produce: "down" is ErrUnavailable,
@@ -113,7 +100,7 @@ type testOptions struct {
 // listener in mode; opts, if set, adjusts the proxy's options before New.
 func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	t.Helper()
-	serverTLS, clientTLS := testCert(t)
+	serverTLS, clientTLS := proxytest.TLSPair(t)
 	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
 		sessions: &proxy.Registry{}}
 	e.up = newFakeUp(t, serverTLS)

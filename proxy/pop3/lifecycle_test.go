@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -52,7 +53,7 @@ func TestUpstreamAuth(t *testing.T) {
 // TestUpstreamSTLS: an upstream reached in clear is upgraded with STLS and
 // a verified certificate before AUTH.
 func TestUpstreamSTLS(t *testing.T) {
-	serverTLS, clientTLS := testCert(t)
+	serverTLS, clientTLS := proxytest.TLSPair(t)
 	up := newSTLSUpstream(t, serverTLS)
 	e := newEnv(t, proxy.TLSNone, func(o *testOptions) {
 		o.Upstream = proxy.Upstream{Address: up.addr, TLS: proxy.TLSStartTLS, TLSConfig: clientTLS}
