@@ -181,6 +181,32 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
+// machineCPU is the time all CPUs of the machine spent busy so far (the
+// "cpu" line of /proc/stat: all but idle and iowait), the one budget that
+// both paths of a login share with the bench's clients and Dovecot.
+func machineCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("parse /proc/stat")
+	}
+	var busy int64
+	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/stat: %w", err)
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond, nil
+}
+
 // sessionGoroutines counts, in a goroutine dump of a daemon holding n
 // sessions, the goroutines that belong to sessions: those whose creator
 // ("created by F") made at least n/2 of them. The daemon's own goroutines

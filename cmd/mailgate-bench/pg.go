@@ -89,8 +89,8 @@ func pgRate(e *env, rep *report, bolt *daemon, pg *pgDaemon) {
 	for _, conc := range pgLevels {
 		var rb, rp []rateResult
 		for range 2 {
-			rb = append(rb, loginRate(bolt.imap, e.clientTL, bolt.login, conc, e.cfg.rateFor))
-			rp = append(rp, loginRate(pg.imap, e.clientTL, pg.login, conc, e.cfg.rateFor))
+			rb = append(rb, loginRate(bolt.imap, e.clientTL, bolt.login, conc, e.cfg.rateFor, bolt.cpu))
+			rp = append(rp, loginRate(pg.imap, e.clientTL, pg.login, conc, e.cfg.rateFor, pg.cpu))
 		}
 		b, p := meanRate(rb), meanRate(rp)
 		rep.Rates["bbolt"] = append(rep.Rates["bbolt"], b)

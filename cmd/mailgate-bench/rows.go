@@ -155,10 +155,21 @@ type rateResult struct {
 	PerSecond   float64 `json:"logins_per_second"`
 	P99ms       float64 `json:"p99_ms"`
 	Errors      int     `json:"errors"`
+	// CPU per login, in ms: of the whole machine (every process, from
+	// /proc/stat), and of the process in the middle (mailgate; 0 direct).
+	MachineCPUms float64 `json:"machine_cpu_ms_per_login"`
+	ProxyCPUms   float64 `json:"proxy_cpu_ms_per_login,omitempty"`
 }
 
-// loginRate runs conc clients logging in back to back for d.
-func loginRate(addr string, cfg *tls.Config, l func() login, conc int, d time.Duration) rateResult {
+// loginRate runs conc clients logging in back to back for d, reading the
+// machine's CPU time, and cpu's (nil: none) around the run.
+func loginRate(addr string, cfg *tls.Config, l func() login, conc int, d time.Duration,
+	cpu func() (time.Duration, error)) rateResult {
+	m0, _ := machineCPU()
+	var p0 time.Duration
+	if cpu != nil {
+		p0, _ = cpu()
+	}
 	var mu sync.Mutex
 	var lat []time.Duration
 	errs := 0
@@ -179,8 +190,20 @@ func loginRate(addr string, cfg *tls.Config, l func() login, conc int, d time.Du
 		})
 	}
 	wg.Wait()
-	return rateResult{Concurrency: conc, PerSecond: float64(len(lat)) / d.Seconds(),
+	r := rateResult{Concurrency: conc, PerSecond: float64(len(lat)) / d.Seconds(),
 		P99ms: ms(percentile(lat, 0.99)), Errors: errs}
+	if len(lat) == 0 {
+		return r
+	}
+	if m1, err := machineCPU(); err == nil {
+		r.MachineCPUms = ms(m1-m0) / float64(len(lat))
+	}
+	if cpu != nil {
+		if p1, err := cpu(); err == nil {
+			r.ProxyCPUms = ms(p1-p0) / float64(len(lat))
+		}
+	}
+	return r
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {

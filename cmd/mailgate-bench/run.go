@@ -138,8 +138,8 @@ func rowRate(e *env, d *daemon, rep *report) error {
 	best := map[string]rateResult{}
 	for _, conc := range e.cfg.rateLevels {
 		r := map[string]rateResult{
-			"direct":   loginRate(e.stack.IMAPS, e.clientTL, e.direct, conc, e.cfg.rateFor),
-			"mailgate": loginRate(d.imap, e.clientTL, d.login, conc, e.cfg.rateFor),
+			"direct":   loginRate(e.stack.IMAPS, e.clientTL, e.direct, conc, e.cfg.rateFor, nil),
+			"mailgate": loginRate(d.imap, e.clientTL, d.login, conc, e.cfg.rateFor, d.cpu),
 		}
 		for k, v := range r {
 			rep.Rates[k] = append(rep.Rates[k], v)
@@ -162,7 +162,8 @@ func rowRate(e *env, d *daemon, rep *report) error {
 func rateRow(conc int, d, m rateResult) row {
 	return row{Name: fmt.Sprintf("logins/s at %d concurrent", conc), Unit: "1/s",
 		Direct: d.PerSecond, Mailgate: m.PerSecond, HigherBetter: true,
-		Note: fmt.Sprintf("p99 %.0f ms direct, %.0f ms mailgate; %d / %d errors", d.P99ms, m.P99ms, d.Errors, m.Errors)}
+		Note: fmt.Sprintf("p99 %.0f ms direct, %.0f ms mailgate; %d / %d errors; machine CPU-ms per login %.2f direct, %.2f mailgate (%.2f in mailgate)",
+			d.P99ms, m.P99ms, d.Errors, m.Errors, d.MachineCPUms, m.MachineCPUms, m.ProxyCPUms)}
 }
 
 func rowSMTP(e *env, d *daemon, rep *report) error {
