@@ -97,8 +97,8 @@ func pgRate(e *env, rep *report, bolt *daemon, pg *pgDaemon) {
 		rep.Rates["postgres"] = append(rep.Rates["postgres"], p)
 		rep.add(row{Name: fmt.Sprintf("PostgreSQL store: logins/s at %d concurrent (direct = bbolt)", conc),
 			Unit: "1/s", Direct: b.PerSecond, Mailgate: p.PerSecond, HigherBetter: true,
-			Note: fmt.Sprintf("goal >= 0.9x; p99 %.0f ms bbolt, %.0f ms postgres; %d / %d errors",
-				b.P99ms, p.P99ms, b.Errors, p.Errors)})
+			Note: fmt.Sprintf("goal >= 0.9x; p99 %.0f ms bbolt, %.0f ms postgres; %d / %d errors; mailgate CPU-ms per login %.2f bbolt, %.2f postgres",
+				b.P99ms, p.P99ms, b.Errors, p.Errors, b.ProxyCPUms, p.ProxyCPUms)})
 	}
 }
 
@@ -108,6 +108,8 @@ func meanRate(rs []rateResult) rateResult {
 		m.PerSecond += r.PerSecond / float64(len(rs))
 		m.P99ms = max(m.P99ms, r.P99ms)
 		m.Errors += r.Errors
+		m.MachineCPUms += r.MachineCPUms / float64(len(rs))
+		m.ProxyCPUms += r.ProxyCPUms / float64(len(rs))
 	}
 	return m
 }
