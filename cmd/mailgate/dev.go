@@ -3,13 +3,15 @@ package main
 // serve -dev: mailgate on loopback with stand-ins for the two things a
 // newcomer does not have at hand, a mailbox provider and its identity
 // provider. Everything between them is the real proxy: config parsing,
-// store, OAuth token manager, IMAP and SMTP front ends, the web portal,
-// admin socket.
+// store, OAuth token manager, IMAP, POP3 and SMTP front ends, the web
+// portal, admin socket.
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -25,7 +27,7 @@ import (
 )
 
 const (
-	defaultDevPorts = "1993,1143,1465,1587,1443"
+	defaultDevPorts = "1993,1143,1465,1587,1443,1995,1110"
 	devMailbox      = "demo@mailgate.test"
 	// devSecret is the client secret of -dev's identity provider: the
 	// portal is a confidential client.
@@ -48,6 +50,11 @@ smtp:
     - { address: "%[3]s", tls: implicit }
     - { address: "%[4]s", tls: starttls }
   upstream: { address: "%[6]s", tls: implicit, ca_file: tls.crt }
+pop3:
+  listen:
+    - { address: "%[15]s", tls: implicit }
+    - { address: "%[16]s", tls: starttls }
+  upstream: { address: "%[17]s", tls: implicit, ca_file: tls.crt }
 web:
   listen:
     - { address: "%[9]s", tls: implicit }
@@ -68,6 +75,7 @@ type devStack struct {
 	dir  string
 	idp  *fakeidp.Server
 	imap *devup.IMAPServer
+	pop3 *devup.POP3Server
 	smtp *devup.SMTPServer
 }
 
@@ -96,9 +104,9 @@ func serveDev(e *env, host, ports string) error {
 	return d.wait(e.ctx)
 }
 
-// devAddrs checks that -dev binds loopback only and returns the five
-// listen addresses: IMAPS, IMAP, SMTPS, SMTP and the portal. Without a
-// fifth port the portal gets a free one.
+// devAddrs checks that -dev binds loopback only and returns the seven
+// listen addresses: IMAPS, IMAP, SMTPS, SMTP, the portal, POP3S and POP3.
+// Ports not given (four or five of them, as before POP3) are free ones.
 func devAddrs(host, ports string) ([]string, error) {
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
@@ -107,12 +115,14 @@ func devAddrs(host, ports string) ([]string, error) {
 	ps := strings.Split(ports, ",")
 	switch len(ps) {
 	case 4:
-		ps = append(ps, "0")
+		ps = append(ps, "0", "0", "0")
 	case 5:
+		ps = append(ps, "0", "0")
+	case 7:
 	default:
-		return nil, usageErrorf("serve -dev: -dev-ports wants five ports: IMAPS, IMAP, SMTPS, SMTP, web portal")
+		return nil, usageErrorf("serve -dev: -dev-ports wants seven ports: IMAPS, IMAP, SMTPS, SMTP, web portal, POP3S, POP3")
 	}
-	addrs := make([]string, 5)
+	addrs := make([]string, len(ps))
 	for i, p := range ps {
 		addrs[i] = net.JoinHostPort(ip.String(), strings.TrimSpace(p))
 	}
@@ -167,7 +177,13 @@ func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config,
 	if err != nil {
 		return st, nil, err
 	}
-	st.smtp = devup.NewSMTP(&devup.SMTPOptions{Verify: verify, TLSConfig: upTLS, Implicit: true, Deliver: st.imap, Logger: log})
+	st.pop3 = devup.NewPOP3(&devup.POP3Options{Verify: verify, TLSConfig: upTLS, Logger: log})
+	pop3Addr, err := serveLoopback(st.pop3.Serve)
+	if err != nil {
+		return st, nil, err
+	}
+	st.smtp = devup.NewSMTP(&devup.SMTPOptions{Verify: verify, TLSConfig: upTLS, Implicit: true,
+		Deliver: st, Logger: log})
 	smtpAddr, err := serveLoopback(st.smtp.Serve)
 	if err != nil {
 		return st, nil, err
@@ -178,7 +194,7 @@ func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config,
 	}
 	yaml := fmt.Sprintf(devConfig, addrs[0], addrs[1], addrs[2], addrs[3], imapAddr, smtpAddr,
 		st.idp.TokenURL(), st.idp.DeviceAuthURL(), webAddr, publicURL, devMailbox, devSecret,
-		st.idp.AuthURL(), st.idp.Issuer())
+		st.idp.AuthURL(), st.idp.Issuer(), addrs[5], addrs[6], pop3Addr)
 	path := filepath.Join(dir, "mailgate.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return st, nil, err
@@ -187,9 +203,26 @@ func startDevStack(addrs []string, log *slog.Logger) (*devStack, *config.Config,
 	return st, cfg, err
 }
 
+// Deliver puts a message in both upstream mailboxes, IMAP's and POP3's,
+// which are separate stand-ins: a message sent through mailgate can then
+// be read back over either protocol, as from one real mailbox.
+func (st *devStack) Deliver(mailbox string, msg io.Reader) error {
+	b, err := io.ReadAll(msg)
+	if err != nil {
+		return err
+	}
+	if err := st.imap.Deliver(mailbox, bytes.NewReader(b)); err != nil {
+		return err
+	}
+	return st.pop3.Deliver(mailbox, bytes.NewReader(b))
+}
+
 func (st *devStack) close() {
 	if st.smtp != nil {
 		st.smtp.Close()
+	}
+	if st.pop3 != nil {
+		st.pop3.Close()
 	}
 	if st.imap != nil {
 		st.imap.Close()

@@ -20,7 +20,7 @@ const devWelcome = "From: mailgate <demo@mailgate.test>\r\nTo: demo@mailgate.tes
 	"This message sits in the in-process upstream mailbox; you read it through the proxy.\r\n"
 
 const devHello = "From: demo@mailgate.test\r\nTo: demo@mailgate.test\r\nSubject: Hello through mailgate\r\n\r\n" +
-	"Sent through the SMTP proxy, delivered upstream, read back through the IMAP proxy.\r\n"
+	"Sent through the SMTP proxy, delivered upstream, read back through the IMAP or POP3 proxy.\r\n"
 
 // devBanner links the demo mailbox, issues its app password and prints
 // what to paste. The mailbox is linked the way "account link" would leave
@@ -35,7 +35,7 @@ func (d *daemon) devBanner(e *env, st *devStack) error {
 		return err
 	}
 	welcome := fmt.Sprintf(devWelcome, time.Now().Format(time.RFC1123Z))
-	if err := st.imap.Deliver(devMailbox, strings.NewReader(welcome)); err != nil {
+	if err := st.Deliver(devMailbox, strings.NewReader(welcome)); err != nil {
 		return err
 	}
 	hello := filepath.Join(st.dir, "hello.eml")
@@ -63,6 +63,7 @@ func (d *daemon) printBanner(e *env, dir, fingerprint, id, secret string) {
 	}
 	imaps, imap := port("imap", proxy.TLSImplicit), port("imap", proxy.TLSStartTLS)
 	smtps, smtp := port("smtp", proxy.TLSImplicit), port("smtp", proxy.TLSStartTLS)
+	pop3s, pop3 := port("pop3", proxy.TLSImplicit), port("pop3", proxy.TLSStartTLS)
 	ca := filepath.Join(dir, "tls.crt")
 	user := devMailbox + ":" + secret
 	w := e.stdout
@@ -80,11 +81,14 @@ List INBOX over IMAPS:
   curl --cacert %s --user '%s' 'imaps://localhost:%s/INBOX?ALL'
 Read the first message:
   curl --cacert %s --user '%s' 'imaps://localhost:%s/INBOX;UID=1'
-Send a message over SMTP with STARTTLS (it then appears in INBOX):
+Send a message over SMTP with STARTTLS (it then appears in INBOX, and over POP3):
   curl --cacert %s --ssl-reqd --user '%s' --mail-from %s --mail-rcpt %s --upload-file %s 'smtp://localhost:%s'
+List the messages over POP3S:
+  curl --cacert %s --user '%s' 'pop3s://localhost:%s/'
 
 Mail client settings (Thunderbird, Outlook, Apple Mail on this machine):
   incoming IMAP:  localhost, port %s SSL/TLS (or %s STARTTLS)
+  incoming POP3:  localhost, port %s SSL/TLS (or %s STARTTLS)
   outgoing SMTP:  localhost, port %s SSL/TLS (or %s STARTTLS), authentication required
   user name %s, password the app password above; accept the self-signed certificate
 
@@ -97,7 +101,8 @@ The admin CLI works against this daemon:
 `, dir, ca, fingerprint, devMailbox, secret, id,
 		ca, user, imaps, ca, user, imaps,
 		ca, user, devMailbox, devMailbox, filepath.Join(dir, "hello.eml"), smtp,
-		imaps, imap, smtps, smtp, devMailbox,
+		ca, user, pop3s,
+		imaps, imap, pop3s, pop3, smtps, smtp, devMailbox,
 		devMailbox, d.cfg.Web.PublicURL, filepath.Join(dir, "mailgate.yaml"))
 }
 

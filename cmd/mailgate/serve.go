@@ -68,7 +68,7 @@ func cmdServe(e *env, args []string) error {
 	f := newFlags("serve", false)
 	dev := f.Bool("dev", false, "run on loopback with a built-in demo upstream and identity provider")
 	devHost := f.String("dev-listen", "127.0.0.1", "with -dev: loopback `ADDRESS` to listen on")
-	devPorts := f.String("dev-ports", defaultDevPorts, "with -dev: `PORTS` for IMAPS, IMAP+STARTTLS, SMTPS, SMTP+STARTTLS, web portal (HTTPS)")
+	devPorts := f.String("dev-ports", defaultDevPorts, "with -dev: `PORTS` for IMAPS, IMAP+STARTTLS, SMTPS, SMTP+STARTTLS, web portal (HTTPS), POP3S, POP3+STLS")
 	if _, err := f.parse(args, exactly(0), "[-config FILE | -dev]"); err != nil {
 		return err
 	}
