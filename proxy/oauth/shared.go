@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -21,10 +20,22 @@ import (
 // taken and the old refresh token is never sent again), refreshes, and
 // saves the rotated refresh token with the access token before unlocking.
 
-// errLockWait means a flight gave up waiting for the refresh lock at the
-// deadline of the login that started it; a login that joined the flight
-// with a later deadline asks again (Token).
-var errLockWait = errors.New("refresh lock: wait ended")
+// lockWaitError means a flight gave up waiting for the refresh lock at
+// until, the deadline of the login that started it; a login that joined the
+// flight with a later deadline asks again (Token).
+type lockWaitError struct {
+	until time.Time // zero: the flight's own timeout
+	err   error
+}
+
+func (e *lockWaitError) Error() string { return "refresh lock: wait ended: " + e.err.Error() }
+func (e *lockWaitError) Unwrap() error { return e.err }
+
+// laterThan reports whether a login with deadline d (zero: none) would
+// have waited longer than the flight that failed with e.
+func (e *lockWaitError) laterThan(d time.Time) bool {
+	return !e.until.IsZero() && (d.IsZero() || d.After(e.until))
+}
 
 // refresh returns the mailbox's access token, shared or refreshed.
 func (m *Manager) refresh(ctx context.Context, key, mailbox string, waitBy time.Time) (any, error) {
@@ -60,7 +71,7 @@ func (m *Manager) lock(ctx context.Context, mailbox string, waitBy time.Time) (f
 	}
 	unlock, err := m.store.LockRefresh(ctx, m.ProviderName(), mailbox)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: %w", ErrTransient, errLockWait, err)
+		return nil, fmt.Errorf("%w: %w", ErrTransient, &lockWaitError{until: waitBy, err: err})
 	}
 	return unlock, nil
 }

@@ -327,3 +327,27 @@ func TestLockWaitJoinedLater(t *testing.T) {
 		t.Fatalf("the login with the later deadline: %v", err)
 	}
 }
+
+// TestLockWaitLaterThan: a login asks again after a flight gave up waiting
+// for the refresh lock only if it would have waited longer, so that a login
+// whose own deadline ended with the flight's does not start a flight that
+// fails at once for the logins that join it (TestLockWaitJoinedLater
+// failed that way once in a -race run of the whole suite).
+func TestLockWaitLaterThan(t *testing.T) {
+	t0 := time.Now()
+	for _, tc := range []struct {
+		until, deadline time.Time
+		want            bool
+	}{
+		{t0, t0.Add(time.Second), true},
+		{t0, time.Time{}, true}, // no deadline of its own
+		{t0, t0, false},         // the login that started the flight
+		{t0, t0.Add(-time.Millisecond), false},
+		{time.Time{}, t0.Add(time.Hour), false}, // the flight's own timeout ended it
+	} {
+		e := &lockWaitError{until: tc.until, err: context.DeadlineExceeded}
+		if got := e.laterThan(tc.deadline); got != tc.want {
+			t.Errorf("until %v, deadline %v: laterThan = %v, want %v", tc.until, tc.deadline, got, tc.want)
+		}
+	}
+}

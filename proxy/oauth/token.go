@@ -116,12 +116,18 @@ func (m *Manager) Token(ctx context.Context, mailbox string) (string, error) {
 	// login's deadline.
 	detached := context.WithoutCancel(ctx)
 	waitBy, _ := ctx.Deadline()
-	for asked := 0; ; asked++ {
+	for {
 		ch := m.group.DoChan(key, func() (any, error) { return m.fetch(detached, key, mailbox, waitBy) })
 		select {
 		case r := <-ch:
-			if errors.Is(r.Err, errLockWait) && ctx.Err() == nil && asked == 0 {
-				continue // the flight kept an earlier login's deadline: ask once more with ours
+			// The flight kept an earlier login's deadline: ask again with
+			// ours. Judged by the deadlines, not by ctx.Err(): at the
+			// deadline the flight's timer and ctx's race, and a login
+			// whose deadline had just passed would start a flight that
+			// fails at once for every login that joins it.
+			var lw *lockWaitError
+			if errors.As(r.Err, &lw) && lw.laterThan(waitBy) && ctx.Err() == nil {
+				continue
 			}
 			if r.Err != nil {
 				return "", r.Err
