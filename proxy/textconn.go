@@ -39,6 +39,8 @@ type TextConn struct {
 	// Deadline is the pre-auth deadline, armed on Conn; an upstream login
 	// must be done by then too.
 	Deadline time.Time
+
+	relay func() // from HandOff, run by End
 }
 
 // NewTextConn starts a TextConn on nc, a connection from a Front's
@@ -71,11 +73,27 @@ func (t *TextConn) Loop(next func() error) error {
 	}
 }
 
+// HandOff ends the command loop (it returns ErrHandedOff for the loop to
+// return) and leaves relay for End to run once the loop has unwound. A
+// relayed session waits in its reads for hours, and Go shrinks a parked
+// goroutine's stack only while it uses under a quarter of it: relaying from
+// inside the login's calls (4.2 KiB of frames) kept a 16 KiB stack per
+// session, relaying from End keeps 8 KiB.
+func (t *TextConn) HandOff(relay func()) error {
+	t.relay = relay
+	return ErrHandedOff
+}
+
 // End closes the connection after the command loop returned err, unless
-// the session was handed off (the relay closed both connections). An
-// unexpected end is logged at debug level: clients hang up all the time.
+// the session was handed off: then it runs the relay, which closes both
+// connections. An unexpected end is logged at debug level: clients hang up
+// all the time.
 func (t *TextConn) End(err error, log *slog.Logger) {
 	if errors.Is(err, ErrHandedOff) {
+		if relay := t.relay; relay != nil {
+			t.relay = nil
+			relay()
+		}
 		return
 	}
 	t.Writer.Flush()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +49,48 @@ func TestDrainEvery(t *testing.T) {
 		if got := DrainEvery(tt.quiet); got != tt.want {
 			t.Errorf("DrainEvery(%v) = %v, want %v", tt.quiet, got, tt.want)
 		}
+	}
+}
+
+// closeConn records Close.
+type closeConn struct {
+	net.Conn
+	closed bool
+}
+
+func (c *closeConn) Close() error { c.closed = true; return nil }
+
+// TestHandOffRelaysAfterLoop: the relay HandOff leaves runs in End, once,
+// after the command loop returned, and End leaves the connection to it;
+// any other end closes the connection and runs no relay.
+func TestHandOffRelaysAfterLoop(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	nc := &closeConn{Conn: a}
+	tc := &TextConn{Conn: nc, Writer: bufio.NewWriter(nc)}
+	unwound, runs := false, 0
+	err := tc.Loop(func() error {
+		return tc.HandOff(func() {
+			if !unwound {
+				t.Error("the relay ran inside the command loop")
+			}
+			runs++
+		})
+	})
+	if !errors.Is(err, ErrHandedOff) {
+		t.Fatalf("Loop = %v, want ErrHandedOff", err)
+	}
+	unwound = true
+	tc.End(err, slog.New(slog.DiscardHandler))
+	tc.End(err, slog.New(slog.DiscardHandler))
+	if runs != 1 || nc.closed {
+		t.Errorf("relay ran %d times, connection closed %v; want once, left open", runs, nc.closed)
+	}
+
+	tc2 := &TextConn{Conn: nc, Writer: bufio.NewWriter(nc)}
+	tc2.HandOff(func() { t.Error("relay ran after the loop ended otherwise") })
+	tc2.End(io.EOF, slog.New(slog.DiscardHandler))
+	if !nc.closed {
+		t.Error("End(io.EOF) left the connection open")
 	}
 }

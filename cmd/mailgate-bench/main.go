@@ -97,7 +97,7 @@ func main() {
 	flag.IntVar(&cfg.devupSessions, "devup-sessions", cfg.devupSessions, "idle sessions against the in-process upstream")
 	flag.BoolVar(&cfg.far, "far", cfg.far, "also measure with the upstream 40 ms away (network namespace)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of mailgate during the throughput, latency, rate, smtp and pop3 rows (pick with -only); builds mailgate with a profile hook")
-	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open; builds mailgate with a profile hook")
+	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write a heap profile of mailgate with the idle sessions open, and its Go memory statistics (heap, goroutine stacks) before and after a GC to FILE.memstats; builds mailgate with a profile hook")
 	flag.StringVar(&cfg.bin, "bin", "", "measure this mailgate binary (built from another commit, for a before/after) instead of building cmd/mailgate")
 	flag.StringVar(&cfg.only, "only", "", "measure only these row groups: throughput,latency,rate,smtp,pop3,idle,far,pg")
 	cfg.pg.flags()

@@ -139,9 +139,9 @@ func (c *conn) login(tag, user, pass string) error {
 	if err != nil {
 		return c.refused(tag, err)
 	}
-	defer sess.End() // after handOff, when the relayed session is over
 	up, err := proxy.OpenUpstream(c.s.opts.Gate, sess, c.Deadline, c.s.openUpstream, (*upConn).close)
 	if err != nil {
+		sess.End()
 		c.s.log.Info("upstream login failed", "remote", c.Remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
 		return c.refused(tag, err)
 	}

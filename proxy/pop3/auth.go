@@ -159,9 +159,9 @@ func (c *conn) login(user, pass string) error {
 	if err != nil {
 		return c.refused(err)
 	}
-	defer sess.End() // after handOff, when the relayed session is over
 	up, err := proxy.OpenUpstream(c.s.opts.Gate, sess, c.Deadline, c.s.openUpstream, (*upConn).close)
 	if err != nil {
+		sess.End()
 		c.s.log.Info("upstream login failed", "remote", c.Remote, "user", sess.Mailbox, "upstream", c.s.opts.Upstream.Address, "err", err)
 		return c.refused(err)
 	}
