@@ -15,14 +15,24 @@ import (
 )
 
 // freePort returns a loopback address nobody listens on right now.
-func freePort(t *testing.T) string {
+func freePort(t *testing.T) string { return freePorts(t, 1)[0] }
+
+// freePorts returns n different loopback addresses nobody listens on right
+// now. Each is held until all are picked: a port closed at once can come
+// back from the next pick (TestWebSignInRedirect got its SMTP port again
+// for the portal).
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // daemonConfig is a config with one plaintext loopback listener per protocol.
@@ -93,7 +103,8 @@ func TestDaemonReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "mailgate.yaml")
-	oldIMAP, newIMAP, smtpAddr := freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 3)
+	oldIMAP, newIMAP, smtpAddr := ports[0], ports[1], ports[2]
 	write := func(s string) {
 		t.Helper()
 		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {

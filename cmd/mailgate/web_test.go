@@ -57,14 +57,15 @@ func startWebDaemon(t *testing.T, issuer string) *webDaemon {
 		t.Fatal(err)
 	}
 	_, ctls := writeCert(t, dir)
-	w := &webDaemon{t: t, file: filepath.Join(dir, "mailgate.yaml"), web: freePort(t), logs: &lockedLog{}}
+	ports := freePorts(t, 3)
+	w := &webDaemon{t: t, file: filepath.Join(dir, "mailgate.yaml"), web: ports[0], logs: &lockedLog{}}
 	w.client = &http.Client{
 		Transport: &http.Transport{TLSClientConfig: ctls},
 		// The portal's redirects are what the tests look at.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
 	}
-	imapAddr, smtpAddr := freePort(t), freePort(t)
+	imapAddr, smtpAddr := ports[1], ports[2]
 	w.write(webConfig(dir, imapAddr, smtpAddr, w.web, issuer, "it@example.com"))
 	ctx, cancel := context.WithCancel(context.Background())
 	exit := make(chan int, 1)
