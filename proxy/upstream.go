@@ -104,7 +104,8 @@ func (u *Upstream) DialLogin(ctx context.Context) (net.Conn, error) {
 // LoginOn runs login, the authentication on nc, an upstream connection
 // from DialLogin. When ctx ends first (revoke, deadline) nc is closed under
 // it and the login fails with ctx's cause; on failure nc is closed. On
-// success nc's deadline is cleared for the relay.
+// success nc's deadline is cleared for what follows (the relay; SMTP's
+// per-command timeouts). Shared by every front end.
 func LoginOn(ctx context.Context, nc net.Conn, login func() error) error {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	err := login()

@@ -35,22 +35,21 @@ func (s *Server) login(ctx context.Context, mailbox string) (*upstream, error) {
 // authenticates with token.
 func (s *Server) connect(ctx context.Context, mailbox, token string) (*upstream, error) {
 	u := &s.opts.Upstream
-	raw, err := u.Dial(ctx)
+	raw, err := u.DialLogin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", proxy.ErrUnavailable, err)
+		return nil, err
 	}
-	// The login timeout, or the session ending, must not wait for a silent
-	// upstream.
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	up, err := s.greet(ctx, raw)
-	if err == nil {
-		err = up.auth(u, mailbox, token)
-	}
-	if !stop() && err == nil {
-		err = fmt.Errorf("%w: %w", proxy.ErrUnavailable, context.Cause(ctx))
-	}
+	// As for IMAP and POP3: the login timeout, or the session ending, must
+	// not wait for a silent upstream.
+	var up *upstream
+	err = proxy.LoginOn(ctx, raw, func() error {
+		var err error
+		if up, err = s.greet(ctx, raw); err == nil {
+			err = up.auth(u, mailbox, token)
+		}
+		return err
+	})
 	if err != nil {
-		raw.Close()
 		return nil, err
 	}
 	up.c.CommandTimeout = defaultCommandTimeout
