@@ -125,9 +125,9 @@ func (tr *transcript) setup(t *testing.T) *env {
 	e.verifier.policy = tr.upstream
 	switch tr.tokens {
 	case "unavailable":
-		e.tokens.err = fmt.Errorf("idp: %w", proxy.ErrUnavailable)
+		e.tokens.Err = fmt.Errorf("idp: %w", proxy.ErrUnavailable)
 	case "relink":
-		e.tokens.err = fmt.Errorf("invalid_grant: %w", proxy.ErrAuthFailed)
+		e.tokens.Err = fmt.Errorf("invalid_grant: %w", proxy.ErrAuthFailed)
 	}
 	if tr.deliver != "" {
 		e.deliver(tr.deliver, strings.NewReader("From: a@example.com\r\nSubject: test\r\n\r\nhello\r\n"))
@@ -146,8 +146,8 @@ func runTranscript(t *testing.T, path string) {
 	if tr.authCalls >= 0 && int(e.auth.calls.Load()) != tr.authCalls {
 		t.Errorf("Authenticator called %d times, want %d", e.auth.calls.Load(), tr.authCalls)
 	}
-	if tr.invalidations >= 0 && e.tokens.invalidations() != tr.invalidations {
-		t.Errorf("Invalidate called %d times, want %d", e.tokens.invalidations(), tr.invalidations)
+	if tr.invalidations >= 0 && len(e.tokens.Invalidations()) != tr.invalidations {
+		t.Errorf("Invalidate called %d times, want %d", len(e.tokens.Invalidations()), tr.invalidations)
 	}
 }
 

@@ -42,36 +42,6 @@ func (a *fakeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*
 	return nil, fmt.Errorf("fake: bad password: %w", proxy.ErrAuthFailed)
 }
 
-// fakeTokens hands out "tok1", "tok2", ...: a new one after each Invalidate.
-type fakeTokens struct {
-	mu          sync.Mutex
-	gen         int
-	err         error // returned by Token when set
-	invalidated []string
-}
-
-func (f *fakeTokens) Token(ctx context.Context, mailbox string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return "", f.err
-	}
-	return fmt.Sprintf("tok%d", f.gen+1), nil
-}
-
-func (f *fakeTokens) Invalidate(mailbox, token string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.invalidated = append(f.invalidated, token)
-	f.gen++
-}
-
-func (f *fakeTokens) invalidations() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.invalidated)
-}
-
 // verifier is the upstream's token check, switchable per test.
 type verifier struct {
 	mu     sync.Mutex
@@ -108,7 +78,7 @@ type env struct {
 	mode      proxy.TLSMode
 	clientTLS *tls.Config
 	auth      *fakeAuth
-	tokens    *fakeTokens
+	tokens    *proxytest.Tokens
 	verifier  *verifier
 	sessions  *proxy.Registry
 }
@@ -127,7 +97,7 @@ type testOptions struct {
 func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	t.Helper()
 	serverTLS, clientTLS := proxytest.TLSPair(t)
-	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
+	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &proxytest.Tokens{},
 		verifier: &verifier{}, sessions: &proxy.Registry{}}
 	e.up = devup.NewIMAP(&devup.IMAPOptions{Verify: e.verifier.verify, TLSConfig: serverTLS, Logger: proxytest.Logger(t)})
 	upLn := proxytest.Listen(t)

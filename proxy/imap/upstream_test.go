@@ -149,7 +149,7 @@ func TestUpstreamOAuthBearerStartTLS(t *testing.T) {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatalf("SELECT: %v", err)
 	}
-	if n := e.tokens.invalidations(); n != 1 {
+	if n := len(e.tokens.Invalidations()); n != 1 {
 		t.Fatalf("Invalidate called %d times, want 1", n)
 	}
 }

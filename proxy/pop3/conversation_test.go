@@ -169,8 +169,8 @@ func TestRefusals(t *testing.T) {
 		{"noscope", "noscope", nil, textAuthFailed},
 		{"authzid", "", nil, textAuthFailed},
 		{"store-down", "down", nil, textUnavailable},
-		{"idp-down", "good", func(e *env) { e.tokens.err = fmt.Errorf("idp: %w", proxy.ErrUnavailable) }, textUnavailable},
-		{"relink", "good", func(e *env) { e.tokens.err = fmt.Errorf("relink: %w", proxy.ErrAuthFailed) }, textAuthFailed},
+		{"idp-down", "good", func(e *env) { e.tokens.Err = fmt.Errorf("idp: %w", proxy.ErrUnavailable) }, textUnavailable},
+		{"relink", "good", func(e *env) { e.tokens.Err = fmt.Errorf("relink: %w", proxy.ErrAuthFailed) }, textAuthFailed},
 		{"upstream-temp", "good", func(e *env) { e.up.set("down") }, textUnavailable},
 		{"upstream-refuses", "good", func(e *env) { e.up.set("refuse-always") }, textAuthFailed},
 	} {
@@ -208,7 +208,7 @@ func TestUpstreamDownKeepsToken(t *testing.T) {
 	if r := c.cmd("PASS good"); r != textUnavailable {
 		t.Fatalf("PASS: %q", r)
 	}
-	if inv := e.tokens.invalidations(); len(inv) != 0 {
+	if inv := e.tokens.Invalidations(); len(inv) != 0 {
 		t.Fatalf("tokens invalidated: %q, want none", inv)
 	}
 }

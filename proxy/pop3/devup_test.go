@@ -140,7 +140,7 @@ func TestDevupRefusedToken(t *testing.T) {
 	c := e.dial()
 	c.cmd("USER ann@example.com")
 	c.expectCmd("PASS good", textAuthFailed)
-	if n := len(e.tokens.invalidations()); n != 3 {
+	if n := len(e.tokens.Invalidations()); n != 3 {
 		t.Fatalf("%d invalidations, want 3", n)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,36 +43,6 @@ func (a *fakeAuth) Authenticate(ctx context.Context, req *proxy.LoginRequest) (*
 	return nil, fmt.Errorf("fake: bad password: %w", proxy.ErrAuthFailed)
 }
 
-// fakeTokens hands out "tok1", "tok2", ...: a new one after each Invalidate.
-type fakeTokens struct {
-	mu          sync.Mutex
-	gen         int
-	err         error // returned by Token when set
-	invalidated []string
-}
-
-func (f *fakeTokens) Token(ctx context.Context, mailbox string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return "", f.err
-	}
-	return fmt.Sprintf("tok%d", f.gen+1), nil
-}
-
-func (f *fakeTokens) Invalidate(mailbox, token string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.invalidated = append(f.invalidated, token)
-	f.gen++
-}
-
-func (f *fakeTokens) invalidations() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.invalidated...)
-}
-
 // env is a proxy in front of a fake POP3 upstream, both on 127.0.0.1:0.
 type env struct {
 	t         *testing.T
@@ -83,7 +52,7 @@ type env struct {
 	mode      proxy.TLSMode
 	clientTLS *tls.Config
 	auth      *fakeAuth
-	tokens    *fakeTokens
+	tokens    *proxytest.Tokens
 	sessions  *proxy.Registry
 }
 
@@ -101,7 +70,7 @@ type testOptions struct {
 func newEnv(t *testing.T, mode proxy.TLSMode, opts func(*testOptions)) *env {
 	t.Helper()
 	serverTLS, clientTLS := proxytest.TLSPair(t)
-	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &fakeTokens{},
+	e := &env{t: t, mode: mode, clientTLS: clientTLS, auth: &fakeAuth{}, tokens: &proxytest.Tokens{},
 		sessions: &proxy.Registry{}}
 	e.up = newFakeUp(t, serverTLS)
 	o := &testOptions{Authenticator: e.auth, Options: Options{

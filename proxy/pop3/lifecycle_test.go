@@ -43,7 +43,7 @@ func TestUpstreamAuth(t *testing.T) {
 			if got := e.up.received(); !slices.Equal(got, want) {
 				t.Fatalf("upstream received\n%q\nwant\n%q", got, want)
 			}
-			if inv := e.tokens.invalidations(); !slices.Equal(inv, []string{"tok1"}) {
+			if inv := e.tokens.Invalidations(); !slices.Equal(inv, []string{"tok1"}) {
 				t.Fatalf("invalidated %q, want tok1", inv)
 			}
 		})
