@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 
@@ -96,8 +97,9 @@ func upstream(u config.Upstream) (proxy.Upstream, error) {
 	}
 	// The session cache lets logins resume TLS with the upstream instead of
 	// a full handshake with certificate verification each time.
+	host, _, _ := net.SplitHostPort(u.Address) // none: ClientTLS tries again
 	return proxy.Upstream{Address: u.Address, TLS: tlsMode(u.TLS), Mechanism: mechanism(u.Mechanism),
-		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
+		TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, ServerName: host,
 			ClientSessionCache: tls.NewLRUClientSessionCache(0)}}, nil
 }
 
