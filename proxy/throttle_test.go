@@ -3,19 +3,14 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"mailgate/internal/testclock"
 	"net/netip"
 	"testing"
 	"time"
 )
 
-// fakeClock is a settable clock for the throttle.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time          { return c.now }
-func (c *fakeClock) advance(d time.Duration) { c.now = c.now.Add(d) }
-
-func newTestThrottle(o ThrottleOptions) (*Throttle, *fakeClock) {
-	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+func newTestThrottle(o ThrottleOptions) (*Throttle, *testclock.Clock) {
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	o.Now = clk.Now
 	return NewThrottle(&o), clk
 }
@@ -80,7 +75,7 @@ func TestThrottleTable(t *testing.T) {
 				case "ok":
 					th.Success(o.ip, o.user)
 				case "advance":
-					clk.advance(o.d)
+					clk.Add(o.d)
 				}
 			}
 			err := th.Check(tt.ip, tt.user)

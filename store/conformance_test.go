@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mailgate/internal/pgtest"
+	"mailgate/internal/testclock"
 )
 
 // The conformance suite: the same test functions run against bbolt and a
@@ -25,7 +26,7 @@ type env struct {
 
 // fresh returns options for a new, empty database with its own key file
 // and fake clock.
-func (e *env) fresh(t *testing.T) (*Options, *clock) {
+func (e *env) fresh(t *testing.T) (*Options, *testclock.Clock) {
 	t.Helper()
 	o, c := testOptions(t)
 	if e.driver == DriverPostgres {
@@ -112,7 +113,7 @@ func testListRevoke(t *testing.T, e *env) {
 	o, c := e.fresh(t)
 	s := e.open(t, o)
 	a, _ := create(t, s, "a@example.com", "one", nil, time.Time{})
-	c.Advance(time.Second)
+	c.Add(time.Second)
 	b, secretB := create(t, s, "a@example.com", "two", nil, time.Time{})
 	create(t, s, "b@example.com", "one", nil, time.Time{})
 	all, err := s.ListPasswords("")
@@ -170,7 +171,7 @@ func testExpiry(t *testing.T, e *env) {
 	if _, err := s.Verify("a@example.com", secret, ScopeIMAP, ""); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	if _, err := s.Verify("a@example.com", secret, ScopeIMAP, ""); err != ErrAuthFailed {
 		t.Errorf("expired password verifies: %v", err)
 	}

@@ -85,7 +85,7 @@ func testMarkRelink(t *testing.T, e *env) {
 	}
 	s.SaveRefreshToken("microsoft", "a@example.com", refresh)
 	linked := c.Now().UTC()
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	if err := s.MarkRelink("microsoft", "a@example.com", "invalid_grant"); err != nil {
 		t.Fatal(err)
 	}

@@ -79,10 +79,10 @@ func TestLastUsedCoalescedAndPersisted(t *testing.T) {
 	o, c := testOptions(t)
 	s := openT(t, o)
 	p, secret := create(t, s, "a@example.com", "x", nil, time.Time{})
-	c.Advance(time.Second)
+	c.Add(time.Second)
 	unused, _ := create(t, s, "a@example.com", "y", nil, time.Time{})
 	s.Verify("a@example.com", secret, ScopeIMAP, "192.0.2.1")
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	want := LastUse{Time: c.Now(), Remote: "192.0.2.2", Proto: ScopeSMTP}
 	s.Verify("a@example.com", secret, ScopeSMTP, "192.0.2.2")
 

@@ -29,7 +29,7 @@ func TestMailboxes(t *testing.T) {
 	if err := s.MarkRelink("google", "carl@example.com", "invalid_grant"); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	if _, err := s.Verify("ann@example.com", secret, ScopeSMTP, "192.0.2.7"); err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,9 @@ func TestMailboxesPendingNewest(t *testing.T) {
 	_, s2 := create(t, s, "ann@example.com", "2", nil, time.Time{})
 	s.Verify("ann@example.com", s1, ScopeIMAP, "192.0.2.1")
 	s.Flush()
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	s.Verify("ann@example.com", s2, ScopeIMAP, "192.0.2.2")
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	s.Verify("ann@example.com", s1, ScopeIMAP, "192.0.2.3")
 	page := mailboxes(t, s, MailboxQuery{})
 	if lu := page.Rows[0].LastUsed; lu == nil || lu.Remote != "192.0.2.3" || !lu.Time.Equal(c.Now()) {

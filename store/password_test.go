@@ -35,7 +35,7 @@ func TestVerify(t *testing.T) {
 	if _, err := s.RevokePassword(mb, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(2 * time.Hour) // "short-lived" has now expired
+	c.Add(2 * time.Hour) // "short-lived" has now expired
 	_, pop3Only := create(t, s, mb, "pop3 only", []string{"pop3"}, time.Time{})
 	_, three := create(t, s, mb, "three", []string{"smtp", "pop3", "imap"}, time.Time{})
 	_, allScope := create(t, s, mb, "explicit all", []string{"ALL"}, time.Time{})
@@ -150,11 +150,11 @@ func TestExpiresAtBoundary(t *testing.T) {
 	s, c := newStore(t)
 	exp := c.Now().Add(time.Minute)
 	_, secret := create(t, s, "a@example.com", "x", nil, exp)
-	c.Advance(time.Minute - time.Nanosecond)
+	c.Add(time.Minute - time.Nanosecond)
 	if _, err := s.Verify("a@example.com", secret, ScopeIMAP, ""); err != nil {
 		t.Errorf("just before expiry: %v", err)
 	}
-	c.Advance(time.Nanosecond)
+	c.Add(time.Nanosecond)
 	if _, err := s.Verify("a@example.com", secret, ScopeIMAP, ""); err != ErrAuthFailed {
 		t.Errorf("at expiry: %v", err)
 	}
@@ -224,9 +224,9 @@ func TestMaxPasswordsAndDuplicates(t *testing.T) {
 func TestListAndRevoke(t *testing.T) {
 	s, c := newStore(t)
 	b1, _ := create(t, s, "b@example.com", "1", nil, time.Time{})
-	c.Advance(time.Second)
+	c.Add(time.Second)
 	a1, _ := create(t, s, "a@example.com", "1", nil, time.Time{})
-	c.Advance(time.Second)
+	c.Add(time.Second)
 	b2, _ := create(t, s, "b@example.com", "2", []string{"smtp"}, c.Now().Add(time.Hour))
 	ps, err := s.ListPasswords("")
 	if err != nil {
@@ -257,7 +257,7 @@ func TestListAndRevoke(t *testing.T) {
 func TestRevokeAll(t *testing.T) {
 	s, c := newStore(t)
 	p1, s1 := create(t, s, "a@example.com", "1", nil, time.Time{})
-	c.Advance(time.Second)
+	c.Add(time.Second)
 	p2, _ := create(t, s, "a@example.com", "2", nil, time.Time{})
 	_, keep := create(t, s, "b@example.com", "1", nil, time.Time{})
 	gone, err := s.RevokeAll("A@example.com")

@@ -6,40 +6,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailgate/internal/testclock"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// clock is a settable fake for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // testOptions returns options for a store in a fresh temp dir, with a fake
 // clock and a flush interval long enough that only explicit flushes write.
-func testOptions(t *testing.T) (*Options, *clock) {
+func testOptions(t *testing.T) (*Options, *testclock.Clock) {
 	t.Helper()
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	return &Options{
 		Path:          filepath.Join(dir, "mailgate.db"),
 		KeyFile:       filepath.Join(dir, "keys", "mailgate.key"),
@@ -60,7 +42,7 @@ func openT(t *testing.T, o *Options) *Store {
 	return s
 }
 
-func newStore(t *testing.T) (*Store, *clock) {
+func newStore(t *testing.T) (*Store, *testclock.Clock) {
 	t.Helper()
 	o, c := testOptions(t)
 	return openT(t, o), c

@@ -35,7 +35,7 @@ func TestRefreshTokenRoundTrip(t *testing.T) {
 		t.Error("database holds the token in clear")
 	}
 	s = openT(t, o)
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	if err := s.SaveRefreshToken("microsoft", "a@example.com", refresh+"-rotated"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +141,11 @@ func TestRelinkAndAccounts(t *testing.T) {
 	create(t, s, "a@example.com", "2", nil, time.Time{})
 	create(t, s, "c@example.com", "1", nil, time.Time{})
 
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	if err := s.SaveRefreshToken("microsoft", "a@example.com", refresh+"2"); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	if err := s.MarkRelink("microsoft", "a@example.com", "invalid_grant"); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestRelinkAndAccounts(t *testing.T) {
 	}
 
 	// Relinking clears the mark and restarts Linked.
-	c.Advance(time.Hour)
+	c.Add(time.Hour)
 	s.SaveRefreshToken("microsoft", "a@example.com", refresh+"3")
 	want[0].Linked, want[0].LastRefresh, want[0].NeedsRelink = c.Now(), c.Now(), ""
 	checkAccounts(t, s, want)

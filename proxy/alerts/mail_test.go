@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"mailgate/internal/testclock"
 	"net/mail"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ func (b *mailbag) all() []sentMail {
 	return append([]sentMail(nil), b.sent...)
 }
 
-func mailNotifier(t *testing.T, b *mailbag, c *fakeClock) *Notifier {
+func mailNotifier(t *testing.T, b *mailbag, c *testclock.Clock) *Notifier {
 	t.Helper()
 	n, _ := start(t, &Options{Now: c.Now,
 		Mail: &MailOptions{From: "it@example.com", PortalURL: "https://mail.example.com/", Send: b.send}})
@@ -52,7 +53,7 @@ func mailNotifier(t *testing.T, b *mailbag, c *fakeClock) *Notifier {
 // TestMailOncePerDay: a dead link is mailed once a day per mailbox, with
 // a fake clock; recoveries and unlinks are not mailed.
 func TestMailOncePerDay(t *testing.T) {
-	c := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	var b mailbag
 	n := mailNotifier(t, &b, c)
 	n.Notify("alice@example.com", NeedsRelink, "invalid_grant")
@@ -78,7 +79,7 @@ func TestMailOncePerDay(t *testing.T) {
 
 // mailNotifierWith is a new Notifier that keeps prev's memory of mails, as
 // one running daemon would (Close ends a Notifier for good).
-func mailNotifierWith(t *testing.T, b *mailbag, c *fakeClock, prev *Notifier) *Notifier {
+func mailNotifierWith(t *testing.T, b *mailbag, c *testclock.Clock, prev *Notifier) *Notifier {
 	t.Helper()
 	n := mailNotifier(t, b, c)
 	n.sent = prev.sent
@@ -96,7 +97,7 @@ func recipients(ms []sentMail) string {
 // TestMailRetried: a failed submission is retried; after mailAttempts
 // failures the mail is not recorded, so the next change mails again.
 func TestMailRetried(t *testing.T) {
-	c := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	b := mailbag{failN: mailAttempts + 1}
 	n := mailNotifier(t, &b, c)
 	n.Notify("alice@example.com", NeedsRelink, "invalid_grant") // fails 3 times

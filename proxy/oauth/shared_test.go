@@ -12,6 +12,7 @@ import (
 
 	"mailgate/internal/fakeidp"
 	"mailgate/internal/pgtest"
+	"mailgate/internal/testclock"
 	"mailgate/store"
 )
 
@@ -70,7 +71,7 @@ func (in *instances) reopen() {
 }
 
 // managers returns a Manager per store, all on one clock.
-func (in *instances) managers(srv *fakeidp.Server, clock *fakeClock) []*Manager {
+func (in *instances) managers(srv *fakeidp.Server, clock *testclock.Clock) []*Manager {
 	var ms []*Manager
 	for _, s := range in.stores {
 		o := delegatedOptions(srv, s)
@@ -139,7 +140,7 @@ func testOneRefresh(t *testing.T, in *instances) {
 	if err := in.stores[0].SaveRefreshToken(msKey, alice, first); err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	ms := in.managers(srv, clock)
 	burst(t, ms, 50)
 	clock.Add(2 * time.Hour) // every cached and shared access token expired
@@ -173,7 +174,7 @@ func testOneRefresh(t *testing.T, in *instances) {
 func testFreshShared(t *testing.T, in *instances) {
 	srv := newServer(t, nil)
 	in.stores[0].SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	ms := in.managers(srv, clock)
 	tok := mustToken(t, ms[0], alice)
 	before := srv.Refreshes(alice)
@@ -189,7 +190,7 @@ func testFreshShared(t *testing.T, in *instances) {
 func testInvalidateShared(t *testing.T, in *instances) {
 	srv := newServer(t, nil)
 	in.stores[0].SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	ms := in.managers(srv, clock)
 	old := mustToken(t, ms[0], alice)
 	mustToken(t, ms[1], alice)
@@ -213,7 +214,7 @@ func testInvalidateShared(t *testing.T, in *instances) {
 func testLockWait(t *testing.T, in *instances) {
 	srv := newServer(t, nil)
 	in.stores[0].SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	ms := in.managers(srv, clock)
 	unlock, err := in.stores[0].LockRefresh(t.Context(), msKey, alice)
 	if err != nil {
@@ -261,7 +262,7 @@ func TestPendingSavedAgain(t *testing.T) {
 	srv := newServer(t, nil)
 	st := newMemStore()
 	st.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	o := delegatedOptions(srv, st)
 	o.Now = clock.Now
 	m := newManager(t, o)
@@ -296,7 +297,7 @@ func TestLockWaitJoinedLater(t *testing.T) {
 	in := openInstances(t, "", 1)
 	srv := newServer(t, nil)
 	in.stores[0].SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
-	m := in.managers(srv, &fakeClock{now: time.Now()})[0]
+	m := in.managers(srv, testclock.New(time.Now()))[0]
 	unlock, err := in.stores[0].LockRefresh(t.Context(), msKey, alice)
 	if err != nil {
 		t.Fatal(err)

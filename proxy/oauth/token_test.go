@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"mailgate/internal/testclock"
 	"net/http"
 	"strings"
 	"sync"
@@ -243,7 +244,7 @@ func TestEarlyRefresh(t *testing.T) {
 	srv := newServer(t, nil) // tokens live 1 h
 	store := newMemStore()
 	store.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	clock := testclock.New(time.Unix(1e9, 0))
 	o := delegatedOptions(srv, store)
 	o.Now = clock.Now
 	m := newManager(t, o)

@@ -100,7 +100,7 @@ func TestStateExpired(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.browser()
 	req := b.startSignIn()
-	e.clock.advance(10*time.Minute + time.Second)
+	e.clock.Add(10*time.Minute + time.Second)
 	b.callback(req.state, e.idp.approve(req.state, e.user("ann@example.com"), nil), 400)
 	if strings.Contains(b.get("/").body, "Sign out") {
 		t.Fatal("signed in by an expired state")
@@ -206,7 +206,7 @@ func TestPendingBounded(t *testing.T) {
 	if p := b.post("/auth/signin", nil); p.code != 429 {
 		t.Fatalf("past the bound: %d", p.code)
 	}
-	e.clock.advance(pendingTTL + time.Minute)
+	e.clock.Add(pendingTTL + time.Minute)
 	b.startSignIn()
 	if n := len(e.srv.mem.pending); n != 1 {
 		t.Fatalf("%d pending after expiry", n)

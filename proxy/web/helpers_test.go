@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/testclock"
 	"mailgate/proxy/admin"
 	"mailgate/store"
 )
@@ -104,25 +105,8 @@ type env struct {
 	idp   *fakeSignIn
 	st    *store.Store
 	svc   *admin.Service
-	clock *fakeClock
+	clock *testclock.Clock
 	logs  *syncBuffer
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 type syncBuffer struct {
@@ -163,7 +147,7 @@ func openStore(tb testing.TB) *store.Store {
 func newEnv(t *testing.T, edit func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, idp: newFakeSignIn(), st: openStore(t), logs: &syncBuffer{},
-		clock: &fakeClock{t: time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)}}
+		clock: testclock.New(time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC))}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = admin.New(&admin.Options{Store: e.st, Settings: testSettings, Logger: log})
 	o := &Options{Admin: e.svc, SignIn: e.idp, PublicURL: "https://mail.example.com", Admins: []string{"it@example.com"},
@@ -175,7 +159,7 @@ func newEnv(t *testing.T, edit func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.now = e.clock.now
+	srv.now = e.clock.Now
 	e.srv = srv
 	e.ts = httptest.NewTLSServer(srv)
 	t.Cleanup(e.ts.Close)
@@ -265,7 +249,7 @@ func (b *browser) callback(state, code string, want int) string {
 
 // user is a freshly signed-in user.
 func (e *env) user(mailbox string) User {
-	return User{Mailbox: mailbox, AuthTime: e.clock.now(), MFA: true}
+	return User{Mailbox: mailbox, AuthTime: e.clock.Now(), MFA: true}
 }
 
 // create creates a password through the form as it comes (every access

@@ -175,7 +175,7 @@ func TestProfileExpires(t *testing.T) {
 	b := e.browser()
 	b.signIn(e.user("ann@example.com"))
 	m := profileLinkRE.FindStringSubmatch(b.create("Phone").body)
-	e.clock.advance(profileTTL + time.Second)
+	e.clock.Add(profileTTL + time.Second)
 	if p := b.get(m[1]); p.code != 404 {
 		t.Fatalf("expired link: %d", p.code)
 	}

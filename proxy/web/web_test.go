@@ -162,16 +162,16 @@ func TestSessionExpiry(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.browser()
 	b.signIn(e.user("ann@example.com"))
-	e.clock.advance(29 * time.Minute)
+	e.clock.Add(29 * time.Minute)
 	mustContain(t, b.get("/"), "Sign out") // in use: the idle time starts again
-	e.clock.advance(31 * time.Minute)
+	e.clock.Add(31 * time.Minute)
 	if p := b.get("/"); strings.Contains(p.body, "Sign out") {
 		t.Fatal("session lived past 30 minutes idle")
 	}
 
 	b.signIn(e.user("ann@example.com"))
 	for range 17 {
-		e.clock.advance(29 * time.Minute)
+		e.clock.Add(29 * time.Minute)
 		b.get("/")
 	}
 	if p := b.get("/"); strings.Contains(p.body, "Sign out") {
@@ -243,7 +243,7 @@ func TestCreateFormBounds(t *testing.T) {
 	ok := b.post("/passwords", url.Values{"name": {strings.Repeat("é", 64)}, "scope": {"smtp"}, "expires": {"90"}})
 	secretOf(t, ok)
 	ps := e.passwords("ann@example.com")
-	if len(ps) != 1 || ps[0].Expires == nil || !ps[0].Expires.Equal(e.clock.now().AddDate(0, 0, 90)) || strings.Join(ps[0].Scopes, ",") != "smtp" {
+	if len(ps) != 1 || ps[0].Expires == nil || !ps[0].Expires.Equal(e.clock.Now().AddDate(0, 0, 90)) || strings.Join(ps[0].Scopes, ",") != "smtp" {
 		t.Fatalf("created: %+v", ps)
 	}
 	dup := b.post("/passwords", url.Values{"name": {strings.ToUpper(strings.Repeat("é", 64))}, "scope": {"imap"}, "expires": {"never"}})
@@ -256,7 +256,7 @@ func TestCreateNeedsFreshSignIn(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.browser()
 	b.signIn(e.user("ann@example.com"))
-	e.clock.advance(11 * time.Minute)
+	e.clock.Add(11 * time.Minute)
 
 	p := b.get("/passwords/new")
 	if p.code != 303 || !strings.HasPrefix(p.header.Get("Location"), "https://idp.example/authorize?") {
@@ -281,11 +281,11 @@ func TestCreateNeedsFreshSignIn(t *testing.T) {
 	secretOf(t, b.create("Phone"))
 
 	// A provider that ignores max_age must not send the user round in circles.
-	e.clock.advance(11 * time.Minute)
+	e.clock.Add(11 * time.Minute)
 	b.get("/passwords/new")
 	req = e.idp.lastReq()
 	stale := e.user("ann@example.com")
-	stale.AuthTime = e.clock.now().Add(-time.Hour)
+	stale.AuthTime = e.clock.Now().Add(-time.Hour)
 	b.callback(req.state, e.idp.approve(req.state, stale, nil), 303)
 	p = b.get("/passwords/new")
 	if p.code != 403 {
