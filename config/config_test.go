@@ -45,14 +45,38 @@ func wantError(t *testing.T, err error, file string, line int, key, msg string) 
 	}
 }
 
+// parseError is a config that must not parse: where the error points and
+// what it says.
+type parseError struct {
+	name string
+	yaml string
+	line int
+	key  string
+	msg  string
+}
+
+// wantParseErrors parses each case, with add applied to its yaml first
+// (nil: as it is; most cases need an oauth section added), and checks the
+// error with wantError.
+func wantParseErrors(t *testing.T, tests []parseError, add func(string) string) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := tt.yaml
+			if add != nil {
+				yaml = add(yaml)
+			}
+			c, err := Parse("m.yaml", []byte(yaml))
+			if err == nil {
+				t.Fatalf("Parse succeeded: %+v", c)
+			}
+			wantError(t, err, "m.yaml", tt.line, tt.key, tt.msg)
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"unknown tls mode", y("hostname: h", "imap:", "  listen:", `    - { address: ":993", tls: tsl }`),
 			4, "imap.listen[0].tls", `unknown mode "tsl" (want implicit, starttls or none)`},
 		{"listener without tls", y("smtp:", "  listen:", "    - address: :465"),
@@ -105,25 +129,11 @@ func TestParseErrors(t *testing.T) {
 		{"log level", y("log:", "  level: verbose"), 2, "log.level", `unknown level "verbose"`},
 		{"log format", y("log:", "  format: xml"), 2, "log.format", `unknown format "xml"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("mailgate.yaml", []byte(withOAuth(tt.yaml)))
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", c)
-			}
-			wantError(t, err, "mailgate.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, withOAuth)
 }
 
 func TestParseOAuthErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"no provider", y("hostname: h", "oauth:", "  tenant: t"), 2, "oauth.provider", "missing"},
 		{"unknown provider", y("oauth:", "  provider: yahoo"), 2, "oauth.provider", `unknown provider "yahoo"`},
 		{"unknown flow", y("oauth:", "  provider: microsoft", "  flow: implicit"), 3, "oauth.flow", `unknown flow "implicit"`},
@@ -178,27 +188,13 @@ func TestParseOAuthErrors(t *testing.T) {
 		{"scope with space", y("oauth:", "  provider: microsoft", "  scopes:", "    - openid email"),
 			3, "oauth.scopes", `"openid email" is not a scope`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("mailgate.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", c)
-			}
-			wantError(t, err, "mailgate.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, nil)
 }
 
 // TestParseYAMLErrors covers what yaml itself refuses: the message must
 // still carry the file, the line and, where it can be found, the key.
 func TestParseYAMLErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"unknown top-level key", y("hostname: h", "listen: :993"), 2, "listen", "unknown key"},
 		{"unknown nested key", y("smtp:", "  listen:", "    - address: :587", "      tls: starttls", "      min_tls: 1.0"),
 			5, "smtp.listen[0].min_tls", "unknown key"},
@@ -227,15 +223,7 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"top-level list", y("", "- hostname: a"), 2, "", "want a mapping"},
 		{"top-level text", y("mailgate"), 1, "", "want a mapping"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("mailgate.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", c)
-			}
-			wantError(t, err, "mailgate.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, nil)
 }
 
 func TestParseEmpty(t *testing.T) {

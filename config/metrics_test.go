@@ -32,13 +32,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestParseMetricsErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"public without allow", y("metrics:", `  listen: ":9154"`), 1, "metrics.allow",
 			"required when metrics.listen (\":9154\") is not a loopback address"},
 		{"address without allow", y("metrics:", `  listen: "192.0.2.1:9154"`), 1, "metrics.allow", "not a loopback address"},
@@ -47,13 +41,5 @@ func TestParseMetricsErrors(t *testing.T) {
 		{"bad network", y("metrics:", `  listen: ":9154"`, "  allow: [10.0.0.0/99]"), 3, "metrics.allow[0]", "not a network"},
 		{"unknown key", y("metrics:", `  listen: "127.0.0.1:9154"`, "  alow: [10.0.0.0/8]"), 3, "metrics.alow", "unknown key"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("mailgate.yaml", []byte(tt.yaml+msOAuth))
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", c.Metrics)
-			}
-			wantError(t, err, "mailgate.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, func(s string) string { return s + msOAuth })
 }

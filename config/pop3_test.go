@@ -128,13 +128,7 @@ func TestParsePOP3Errors(t *testing.T) {
 		"device_authorization_url: \"https://idp.example/device\"}\n" +
 		"imap: {upstream: {address: \"mx.example:993\", tls: implicit}}\n" +
 		"smtp: {upstream: {address: \"mx.example:587\", tls: starttls}}\n"
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"unknown tls mode", y("pop3:", "  listen:", `    - { address: ":995", tls: stls }`),
 			3, "pop3.listen[0].tls", `unknown mode "stls" (want implicit, starttls or none)`},
 		{"plaintext on every address", y("pop3:", "  listen:", `    - { address: ":110", tls: none }`),
@@ -151,15 +145,7 @@ func TestParsePOP3Errors(t *testing.T) {
 		{"generic without upstream", y("pop3:", `  listen: [{ address: ":995", tls: implicit }]`) + generic,
 			1, "pop3.upstream.address", "required for provider generic"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("mailgate.yaml", []byte(withOAuth(tt.yaml)))
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", c)
-			}
-			wantError(t, err, "mailgate.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, withOAuth)
 	// Off, a generic provider needs no pop3 upstream.
 	mustParse(t, "m.yaml", generic)
 }

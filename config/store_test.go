@@ -10,13 +10,7 @@ import (
 // TestStoreDriverErrors: keys that do not belong together are refused at
 // the line of the key that is wrong.
 func TestStoreDriverErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"unknown driver", y("store:", "  driver: mysql"), 2, "store.driver", `unknown driver "mysql" (want bbolt or postgres)`},
 		{"path with postgres", y("store:", "  driver: postgres", "  path: /var/lib/mailgate/mailgate.db",
 			"  dsn: host=db", "  key_file: /etc/mailgate/mailgate.key"), 3, "store.path", "set with driver postgres"},
@@ -30,15 +24,7 @@ func TestStoreDriverErrors(t *testing.T) {
 			3, "store.dsn", "set with driver bbolt"},
 		{"dsn_file with default driver", y("store:", "  dsn_file: pg.dsn"), 2, "store.dsn_file", "set with driver bbolt"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("m.yaml", []byte(withOAuth(tt.yaml)))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			wantError(t, err, "m.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, withOAuth)
 }
 
 // TestStorePostgresDefaults: with postgres nothing is derived from a

@@ -98,13 +98,7 @@ func TestParseWebErrors(t *testing.T) {
 	web := func(lines ...string) string {
 		return y(append([]string{"web:", `  listen: [{address: ":443", tls: implicit}]`}, lines...)...)
 	}
-	tests := []struct {
-		name string
-		yaml string
-		line int
-		key  string
-		msg  string
-	}{
+	tests := []parseError{
 		{"starttls", y("web:", "  listen:", `    - { address: ":443", tls: starttls }`) + genericPortal,
 			3, "web.listen[0].tls", `"starttls" is not a mode for the web (want implicit or none)`},
 		{"no tls", y("web:", "  listen:", `    - { address: ":443" }`) + genericPortal,
@@ -167,15 +161,7 @@ func TestParseWebErrors(t *testing.T) {
 			"  tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47", "  client_id: x"),
 			4, "oauth.client_secret_file", "required for the portal (web.listen), a confidential client"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("mailgate.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse succeeded: %+v", c.Web)
-			}
-			wantError(t, err, "mailgate.yaml", tt.line, tt.key, tt.msg)
-		})
-	}
+	wantParseErrors(t, tests, nil)
 }
 
 func TestPortalTestdata(t *testing.T) {
