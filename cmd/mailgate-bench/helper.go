@@ -107,6 +107,13 @@ func newDevup(certFile, keyFile string) (*devup.IMAPServer, error) {
 // relayTCP copies each connection to target, as socat would: no protocol
 // and no TLS of its own (the delay line of the far row).
 func relayTCP(ln net.Listener, target string) {
+	relayAll(ln, func() (net.Conn, error) { return net.Dial("tcp", target) })
+}
+
+// relayAll copies each connection ln accepts to one from dial, both ways,
+// with half-closes passed on (*net.TCPConn and *tls.Conn both have
+// CloseWrite).
+func relayAll(ln net.Listener, dial func() (net.Conn, error)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -114,12 +121,12 @@ func relayTCP(ln net.Listener, target string) {
 		}
 		go func() {
 			defer c.Close()
-			u, err := net.Dial("tcp", target)
+			u, err := dial()
 			if err != nil {
 				return
 			}
 			defer u.Close()
-			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+			go func() { io.Copy(u, c); u.(interface{ CloseWrite() error }).CloseWrite() }()
 			io.Copy(c, u)
 		}()
 	}
@@ -148,20 +155,5 @@ func relayTLSConfigs(certFile, keyFile, caFile string) (srv, cli *tls.Config, er
 // else: the least any TLS-terminating relay in Go does, and what issue 18
 // measures mailgate's relay against. Its CPU is read from this process.
 func relayTLS(ln net.Listener, target string, cfg *tls.Config) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			u, err := tls.Dial("tcp", target, cfg)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			go func() { io.Copy(u, c); u.CloseWrite() }()
-			io.Copy(c, u)
-		}()
-	}
+	relayAll(ln, func() (net.Conn, error) { return tls.Dial("tcp", target, cfg) })
 }
