@@ -97,6 +97,10 @@ func NewFront(opts *FrontOptions) *Front {
 	return f
 }
 
+// RelayCounters returns the byte counters of the front end's relayed
+// sessions (FrontOptions.RelayCounters, or the Meter's).
+func (f *Front) RelayCounters() RelayCounters { return f.o.RelayCounters }
+
 // Logger returns the Front's logger with the "proto" key, for the front
 // end's own log lines.
 func (f *Front) Logger() *slog.Logger { return f.log.With("proto", f.o.Proto) }

@@ -200,6 +200,10 @@ func TestE2EMetrics(t *testing.T) {
 	if got := delta("mailgate_relayed_bytes_total", "proto", "imap", "direction", "client_to_upstream"); got <= 0 {
 		t.Errorf("relayed client_to_upstream moved by %v", got)
 	}
+	// SMTP counts the message data as read from the client.
+	if got := delta("mailgate_relayed_bytes_total", "proto", "smtp", "direction", "client_to_upstream"); got < float64(len(sent)) {
+		t.Errorf("relayed smtp client_to_upstream moved by %v, less than the %d-byte message", got, len(sent))
+	}
 	promtoolCheckMetrics(t, text)
 
 	c.Logout().Wait()

@@ -29,7 +29,7 @@ func TestSeriesExistAtZero(t *testing.T) {
 		value(t, m, "mailgate_preauth_connections", "proto", p)
 		value(t, m, "mailgate_upstream_login_duration_seconds", "proto", p)
 	}
-	for _, p := range []string{proxy.ProtoIMAP, proxy.ProtoPOP3} {
+	for _, p := range Protos {
 		for _, d := range []string{ClientToUpstream, UpstreamToClient} {
 			value(t, m, "mailgate_relayed_bytes_total", "proto", p, "direction", d)
 		}
@@ -142,8 +142,9 @@ func TestUpstreamLoginAndRelay(t *testing.T) {
 	m.UpstreamLogin("imap", time.Second, fmt.Errorf("probe: %w", proxy.ErrAuthFailed))
 	m.UpstreamLogin("web", time.Second, nil) // not a mail protocol: ignored
 	m.Relay("pop3").UpstreamToClient.Add(1500)
-	if m.Relay("smtp") != (proxy.RelayCounters{}) {
-		t.Error("smtp has relay counters")
+	m.Relay("smtp").ClientToUpstream.Add(10240)
+	if m.Relay("web") != (proxy.RelayCounters{}) {
+		t.Error("the portal has relay counters")
 	}
 	for _, tt := range []struct {
 		name   string
@@ -153,6 +154,7 @@ func TestUpstreamLoginAndRelay(t *testing.T) {
 		{"mailgate_upstream_login_duration_seconds", []string{"proto", "imap"}, 2},
 		{"mailgate_upstream_errors_total", []string{"proto", "imap", "kind", proxy.UpstreamRefused}, 1},
 		{"mailgate_relayed_bytes_total", []string{"proto", "pop3", "direction", UpstreamToClient}, 1500},
+		{"mailgate_relayed_bytes_total", []string{"proto", "smtp", "direction", ClientToUpstream}, 10240},
 	} {
 		if v := value(t, m, tt.name, tt.labels...); v != tt.want {
 			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, v, tt.want)

@@ -27,7 +27,7 @@ func (m *Metrics) registerProtos() {
 	preAuth := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailgate_preauth_connections",
 		Help: "Open connections that have not logged in."}, []string{"proto"})
 	relayed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailgate_relayed_bytes_total",
-		Help: "Bytes relayed in IMAP and POP3 sessions after login, counted as they move, by direction."},
+		Help: "Bytes relayed after login, counted as they move, by direction (SMTP: the message data, client to upstream)."},
 		[]string{"proto", "direction"})
 	upLogin := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailgate_upstream_login_duration_seconds",
 		Help:    "Upstream logins with a token (connect, TLS, SASL, mailbox probe), failed ones included.",
@@ -46,10 +46,8 @@ func (m *Metrics) registerProtos() {
 		for _, k := range proxy.UpstreamErrorKinds {
 			pm.upErrors[k] = upErrors.WithLabelValues(p, k)
 		}
-		if p != proxy.ProtoSMTP { // SMTP relays message by message, not bytes
-			pm.relay = proxy.RelayCounters{ClientToUpstream: relayed.WithLabelValues(p, ClientToUpstream),
-				UpstreamToClient: relayed.WithLabelValues(p, UpstreamToClient)}
-		}
+		pm.relay = proxy.RelayCounters{ClientToUpstream: relayed.WithLabelValues(p, ClientToUpstream),
+			UpstreamToClient: relayed.WithLabelValues(p, UpstreamToClient)}
 		m.protos[p] = pm
 	}
 }

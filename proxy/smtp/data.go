@@ -44,7 +44,8 @@ func (s *session) relay(up *upstream, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, s.upstreamError(up, err)
 	}
-	src := &clientReader{r: r, nc: s.nc, timeout: s.blockTimeout(), limit: s.limit(up)}
+	src := &clientReader{r: r, nc: s.nc, timeout: s.blockTimeout(), limit: s.limit(up),
+		count: s.srv.front.RelayCounters().ClientToUpstream}
 	st := newStuffer(up.tc, w)
 	defer st.release()
 	dst := &crlfWriter{w: upstreamWriter{w: st, up: up}}
@@ -106,14 +107,16 @@ func (s *session) logMessage(from string, rcpts int, size int64, reply error) {
 }
 
 // clientReader reads the message from the client with a fresh deadline for
-// each read (go-smtp's ReadTimeout covers only the command line) and enforces
-// the size limit. It records its own error so that relay can tell a client
-// failure from an upstream one.
+// each read (go-smtp's ReadTimeout covers only the command line), enforces
+// the size limit and counts the bytes as they move (the relayed bytes
+// metric, as IMAP and POP3 count theirs). It records its own error so that
+// relay can tell a client failure from an upstream one.
 type clientReader struct {
 	r       io.Reader
 	nc      net.Conn
 	timeout time.Duration
-	limit   int64 // 0: none
+	limit   int64             // 0: none
+	count   proxy.ByteCounter // nil: none
 	n       int64
 	err     error
 }
@@ -124,6 +127,9 @@ func (c *clientReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	if c.limit > 0 && c.n > c.limit {
 		n, err = 0, smtp.ErrDataTooLarge
+	}
+	if n > 0 && c.count != nil {
+		c.count.Add(float64(n))
 	}
 	if err != nil && err != io.EOF {
 		c.err = err

@@ -178,6 +178,23 @@ type env struct {
 	// upEntered then gets a value as each AUTH starts waiting.
 	upHold    atomic.Pointer[chan struct{}]
 	upEntered chan struct{}
+	// meter counts the bytes the front end reports as relayed.
+	meter *relayMeter
+}
+
+// relayMeter is a proxy.Meter that keeps only the relayed byte counts.
+type relayMeter struct{ toUpstream, toClient byteSum }
+
+type byteSum struct{ n atomic.Int64 }
+
+func (b *byteSum) Add(v float64) { b.n.Add(int64(v)) }
+
+func (m *relayMeter) Login(string, string)                       {}
+func (m *relayMeter) Sessions(string, int)                       {}
+func (m *relayMeter) PreAuth(string, int)                        {}
+func (m *relayMeter) UpstreamLogin(string, time.Duration, error) {}
+func (m *relayMeter) Relay(string) proxy.RelayCounters {
+	return proxy.RelayCounters{ClientToUpstream: &m.toUpstream, UpstreamToClient: &m.toClient}
 }
 
 // envConfig tweaks an env before it starts.
@@ -206,7 +223,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	e := &env{
 		t: t, auth: &fakeAuth{}, tokens: &fakeTokens{}, deliv: &collector{},
 		sessions: &proxy.Registry{}, upEntered: make(chan struct{}, 1), logs: &lockedBuffer{}, addrs: make(map[proxy.TLSMode]string),
-		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool},
+		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool}, meter: &relayMeter{},
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.jsonLog {
@@ -245,7 +262,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		auth = cfg.wrapAuth(auth)
 	}
 	gate := proxy.NewGate(&proxy.GateOptions{Authenticator: auth, Throttle: cfg.throttle,
-		Limits: cfg.limits, Sessions: e.sessions, Logger: logger})
+		Limits: cfg.limits, Sessions: e.sessions, Logger: logger, Meter: e.meter})
 	e.srv = New(&Options{
 		Gate: gate, Tokens: e.tokens, Upstream: upstream, TLSConfig: tlsCfg,
 		Logger: logger, Hostname: "mx.test", MaxMessageBytes: cfg.proxyMax, Limits: cfg.limits,

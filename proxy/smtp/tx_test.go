@@ -39,6 +39,35 @@ func TestRecipientRejectedVerbatim(t *testing.T) {
 	}
 }
 
+// TestRelayedBytesCounted: the message data, of DATA and of BDAT, counts
+// as relayed toward the upstream as it is read (the relayed bytes metric);
+// commands and replies do not.
+func TestRelayedBytesCounted(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	c := e.login()
+	if n := e.meter.toUpstream.n.Load(); n != 0 {
+		t.Fatalf("%d bytes counted before any message", n)
+	}
+	msg := "Subject: x\r\n\r\n.dot\r\nhi\r\n"
+	c.cmd("MAIL FROM:<"+alice+">", "250 2.0.0 Roger, accepting mail from <alice@example.com>")
+	c.cmd("RCPT TO:<carol@example.net>", "250 2.0.0 I'll make sure <carol@example.net> gets this")
+	c.sendData(msg, "250 2.0.0 OK: queued")
+	if n := e.meter.toUpstream.n.Load(); n != int64(len(msg)) {
+		t.Errorf("after DATA of %d bytes: %d counted", len(msg), n)
+	}
+	c.cmd("MAIL FROM:<"+alice+">", "250 2.0.0 Roger, accepting mail from <alice@example.com>")
+	c.cmd("RCPT TO:<carol@example.net>", "250 2.0.0 I'll make sure <carol@example.net> gets this")
+	c.send(fmt.Sprintf("BDAT %d LAST", len(msg)))
+	io.WriteString(c.conn, msg)
+	c.expect("250 2.0.0 OK: queued")
+	if n := e.meter.toUpstream.n.Load(); n != 2*int64(len(msg)) {
+		t.Errorf("after BDAT of %d bytes more: %d counted", len(msg), n)
+	}
+	if n := e.meter.toClient.n.Load(); n != 0 {
+		t.Errorf("%d bytes counted toward the client", n)
+	}
+}
+
 // TestLargeMessageByteExact streams 30 MB (lines of every length, dots,
 // 8-bit bytes) and compares hashes.
 func TestLargeMessageByteExact(t *testing.T) {
