@@ -64,6 +64,24 @@ func TestAdminByRole(t *testing.T) {
 	mustContain(t, b.get("/"), `href="/admin"`)
 }
 
+// TestAdminsFoldASCIIOnly: web.admins names mailboxes as the store does,
+// ASCII letters folded and nothing else. An admin listed with the Kelvin
+// sign (U+212A) is that mailbox only: Unicode lower-casing would turn it
+// into "kim@example.com", another mailbox, and make its owner an admin.
+func TestAdminsFoldASCIIOnly(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Admins = []string{"\u212Aim@Example.COM"} })
+	kim := e.browser()
+	kim.signIn(e.user("kim@example.com"))
+	if p := kim.get("/admin"); p.code != 403 {
+		t.Fatalf("kim@example.com on /admin: %d, want 403", p.code)
+	}
+	kelvin := e.browser()
+	kelvin.signIn(e.user("\u212Aim@example.com"))
+	if p := kelvin.get("/admin"); p.code != 200 {
+		t.Fatalf("the listed admin on /admin: %d, want 200", p.code)
+	}
+}
+
 // TestAdminRevokeAllSelected: an admin selects two mailboxes and deletes
 // all their passwords after the confirmation; a third keeps its own.
 func TestAdminRevokeAllSelected(t *testing.T) {

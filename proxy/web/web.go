@@ -139,12 +139,24 @@ func checkPublicURL(raw string) error {
 	return fmt.Errorf("web: public url %q must be https (http only on loopback)", raw)
 }
 
+// canonicalList makes web.admins canonical as store.CanonicalMailbox
+// makes the signed-in mailbox: spaces trimmed, ASCII letters folded and
+// nothing else. Unicode lower-casing would turn an admin listed with the
+// Kelvin sign (U+212A) into another mailbox's address, "k...", and make
+// that mailbox's owner an admin.
 func canonicalList(in []string) []string {
 	out := make([]string, 0, len(in))
 	for _, a := range in {
-		out = append(out, strings.ToLower(strings.TrimSpace(a)))
+		out = append(out, strings.Map(asciiLower, strings.TrimSpace(a)))
 	}
 	return out
+}
+
+func asciiLower(r rune) rune {
+	if 'A' <= r && r <= 'Z' {
+		return r + 'a' - 'A'
+	}
+	return r
 }
 
 // ServeHTTP serves the portal.
