@@ -93,6 +93,16 @@ func (s *Server) isAdmin(u *User) bool {
 // and a made-up key must not lock a real mailbox out.
 func throttleKey(ip netip.Addr) string { return "web " + proxy.Network(ip).String() }
 
+// ipv6Site is the /48 of an IPv6 client, "" for IPv4: what
+// maxPendingPerIPv6Site counts under.
+func ipv6Site(ip netip.Addr) string {
+	if ip = ip.Unmap(); !ip.Is6() {
+		return ""
+	}
+	p, _ := ip.Prefix(48)
+	return p.String()
+}
+
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	s.startSignIn(w, r, "/", false)
 }
@@ -112,7 +122,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, returnTo st
 		return
 	}
 	p := &pending{nonce: newToken(), verifier: oauth2.GenerateVerifier(), returnTo: returnTo,
-		fresh: fresh, network: proxy.Network(ip).String()}
+		fresh: fresh, network: proxy.Network(ip).String(), site: ipv6Site(ip)}
 	state, err := s.mem.addPending(p)
 	if err != nil {
 		s.log.Warn("web: sign-in refused: too many in progress", "proto", "web", "remote", ipString(ip))

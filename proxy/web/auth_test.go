@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -210,6 +211,40 @@ func TestPendingBounded(t *testing.T) {
 	b.startSignIn()
 	if n := len(e.srv.mem.pending); n != 1 {
 		t.Fatalf("%d pending after expiry", n)
+	}
+}
+
+// TestPendingBoundedPerIPv6Site: one IPv6 site (a /48) holds 65,536 /64s,
+// each with its own per-network bound, so the /48 has a bound of its own:
+// without it one free tunnel-broker /48 fills maxPending and no one else
+// can sign in for pendingTTL. Another site still can.
+func TestPendingBoundedPerIPv6Site(t *testing.T) {
+	e := newEnv(t, nil)
+	start := func(remote string) int {
+		req := httptest.NewRequest("POST", "https://mail.example.com/auth/signin", nil)
+		req.RemoteAddr = remote
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, req)
+		return w.Code
+	}
+	refused := 0
+	for i := range maxPending/maxPendingPerNetwork + 1 {
+		for range maxPendingPerNetwork {
+			if start(fmt.Sprintf("[2001:db8:0:%x::1]:4000", i)) != 200 {
+				refused++
+			}
+		}
+	}
+	if n := len(e.srv.mem.pending); n > maxPendingPerIPv6Site || refused == 0 {
+		t.Fatalf("one /48 holds %d pending sign-ins (%d refused), want at most %d",
+			n, refused, maxPendingPerIPv6Site)
+	}
+	if code := start("[2001:db8:1::1]:4000"); code != 200 {
+		t.Fatalf("another /48: status %d", code)
+	}
+	if code := start("192.0.2.1:4000"); code != 200 {
+		t.Fatalf("IPv4: status %d", code)
 	}
 }
 

@@ -20,11 +20,18 @@ const (
 // Bounds on what unauthenticated clients can make the portal remember:
 // every POST /auth/signin adds a pending sign-in until the provider sends
 // the browser back, so a flood must not grow the map without end.
+//
+// One IPv6 customer usually holds a /48 (a site) and any number of /64s
+// in it, so, as in proxy.Limits, a /48 has a bound of its own, higher
+// than a network's: without it one /48 (a tunnel broker gives one away)
+// fills maxPending from 313 of its /64s, and nobody can sign in until
+// those expire.
 const (
-	maxPending           = 10000
-	maxPendingPerNetwork = 32
-	maxSessions          = 100000
-	maxProfiles          = 10000
+	maxPending            = 10000
+	maxPendingPerNetwork  = 32
+	maxPendingPerIPv6Site = 128
+	maxSessions           = 100000
+	maxProfiles           = 10000
 )
 
 var errTooMany = errors.New("too many sign-ins in progress")
@@ -52,6 +59,7 @@ type pending struct {
 	returnTo        string // where the browser goes after the callback
 	fresh           bool
 	network         string // of the client that started it, for maxPendingPerNetwork
+	site            string // its IPv6 /48, for maxPendingPerIPv6Site; "" for IPv4
 	expires         time.Time
 }
 
@@ -70,7 +78,7 @@ type memory struct {
 	mu        sync.Mutex
 	sessions  map[string]*session
 	pending   map[string]*pending // by state
-	perNet    map[string]int      // pending sign-ins per client network
+	perNet    map[string]int      // pending sign-ins per client network and IPv6 /48
 	profiles  map[string]*profile // by token
 	lastSweep time.Time
 }
@@ -138,13 +146,17 @@ func (m *memory) addPending(p *pending) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
-	if len(m.pending) >= maxPending || m.perNet[p.network] >= maxPendingPerNetwork {
+	if len(m.pending) >= maxPending || m.perNet[p.network] >= maxPendingPerNetwork ||
+		p.site != "" && m.perNet[p.site] >= maxPendingPerIPv6Site {
 		return "", errTooMany
 	}
 	p.expires = now.Add(pendingTTL)
 	state := newToken()
 	m.pending[state] = p
 	m.perNet[p.network]++
+	if p.site != "" {
+		m.perNet[p.site]++
+	}
 	return state, nil
 }
 
@@ -167,8 +179,13 @@ func (m *memory) takePending(state string) *pending {
 
 func (m *memory) dropPending(state string, p *pending) {
 	delete(m.pending, state)
-	if m.perNet[p.network]--; m.perNet[p.network] <= 0 {
-		delete(m.perNet, p.network)
+	for _, k := range []string{p.network, p.site} {
+		if k == "" {
+			continue
+		}
+		if m.perNet[k]--; m.perNet[k] <= 0 {
+			delete(m.perNet, k)
+		}
 	}
 }
 
