@@ -79,6 +79,11 @@ var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // render writes page with data and status. The page is executed into a
 // buffer first, so a template error is a clean 500, never half a page.
+//
+// No page may be stored: a signed-in user's pages list their app
+// passwords and where they were used from, an admin's every mailbox, and
+// a stored copy would be shown by Back to the next person at a shared
+// computer after "Sign out".
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
 	b := bufs.Get().(*bytes.Buffer)
 	b.Reset()
@@ -89,6 +94,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(b.Bytes())
 }

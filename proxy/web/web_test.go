@@ -343,6 +343,21 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+// TestSignedInPagesNotStored: the pages of a signed-in user list their app
+// passwords, where they were last used from, and (for admins) every
+// mailbox. None may be kept by the browser: after "Sign out" on a shared
+// computer, Back must not show them to the next person.
+func TestSignedInPagesNotStored(t *testing.T) {
+	e := newEnv(t, nil)
+	e.addPassword("bob@example.com", "phone")
+	b := e.admin()
+	for _, path := range []string{"/", "/passwords/revoke-all", "/admin", "/admin/mailbox/bob@example.com"} {
+		if p := b.get(path); p.code != 200 || p.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: status %d, Cache-Control %q, want no-store", path, p.code, p.header.Get("Cache-Control"))
+		}
+	}
+}
+
 func TestNeedsRelinkBanner(t *testing.T) {
 	e := newEnv(t, nil)
 	if err := e.st.SaveRefreshToken("microsoft", "ann@example.com", "rt"); err != nil {
