@@ -79,3 +79,19 @@ func Fail2banFilter(t testing.TB, path string) []*regexp.Regexp {
 	}
 	return out
 }
+
+// Fail2banHosts applies the filter res (Fail2banFilter) to each line of
+// log and returns the host of every line it matches, in order: what
+// fail2ban would count against each client.
+func Fail2banHosts(res []*regexp.Regexp, log string) []string {
+	var hosts []string
+	for _, line := range strings.Split(log, "\n") {
+		for _, re := range res {
+			if m := re.FindStringSubmatch(line); m != nil {
+				hosts = append(hosts, m[re.SubexpIndex("host")])
+				break
+			}
+		}
+	}
+	return hosts
+}

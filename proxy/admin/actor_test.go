@@ -1,18 +1,17 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"mailgate/internal/fakeidp"
+	"mailgate/internal/proxytest"
 	"mailgate/proxy/admin"
 	"mailgate/proxy/oauth"
 	"mailgate/store"
@@ -20,37 +19,21 @@ import (
 
 // logBuffer collects JSON log lines; the logger writes from the socket
 // server's goroutines too.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ proxytest.LogBuffer }
 
 // line returns the log record whose message is msg; it fails the test if
 // there is none.
 func (l *logBuffer) line(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, s := range strings.Split(l.buf.String(), "\n") {
+	all := l.String()
+	for _, s := range strings.Split(all, "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(s), &rec) == nil && rec["msg"] == msg {
 			return rec
 		}
 	}
-	t.Fatalf("no log line %q in:\n%s", msg, l.buf.String())
+	t.Fatalf("no log line %q in:\n%s", msg, all)
 	return nil
-}
-
-func (l *logBuffer) reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Reset()
 }
 
 // checkActor fails unless rec names who and from as the actor and user as
@@ -127,7 +110,7 @@ func TestActorLogged(t *testing.T) {
 	checkActor(t, logs.line(t, "store backed up"), who, from, "")
 
 	// Without an actor the line says that nobody was named.
-	logs.reset()
+	logs.Reset()
 	if _, err := svc.CreatePassword(context.Background(), admin.CreateArgs{Mailbox: "bob@example.com", Name: "phone"}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,13 +129,13 @@ func TestActorCLI(t *testing.T) {
 	}
 	checkActor(t, logs.line(t, "app password created"), "cli", "", "ann@example.com")
 
-	logs.reset()
+	logs.Reset()
 	if _, err := svc.Call(ctx, "password.revoke-all", admin.RevokeAllArgs{Mailboxes: []string{"ann@example.com"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkActor(t, logs.line(t, "app passwords revoked"), "cli", "", "ann@example.com")
 
-	logs.reset()
+	logs.Reset()
 	ctx = admin.WithActor(ctx, admin.Actor{Who: "it@example.com", Remote: "192.0.2.9"})
 	if _, err := svc.Call(ctx, "password.create", admin.CreateArgs{Mailbox: "ann@example.com", Name: "laptop"}, nil); err != nil {
 		t.Fatal(err)

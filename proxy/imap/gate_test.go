@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -82,7 +83,7 @@ func TestExpiryEndsIdleSession(t *testing.T) {
 // TestPanicClosesOneConnection: a panic while serving one client is logged
 // and closes that connection; the server goes on.
 func TestPanicClosesOneConnection(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &proxytest.LogBuffer{}
 	e := newEnv(t, proxy.TLSNone, func(o *testOptions) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	other := e.loginClient("bob@example.com", nil)
 	nc := e.dial()

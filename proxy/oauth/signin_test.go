@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,37 +8,19 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"mailgate/internal/fakeidp"
+	"mailgate/internal/proxytest"
 )
 
 const (
 	testClientSecret = "s3cret"
 	testCallback     = "http://127.0.0.1:8443/auth/callback"
 )
-
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // signInEnv is a provider, a SignIn at it and, for the delegated flow, a
 // Manager with its store and upstream.
@@ -48,13 +29,13 @@ type signInEnv struct {
 	s     *SignIn
 	store *memStore
 	up    *fakeUpstream
-	logs  *syncBuffer
+	logs  *proxytest.LogBuffer
 }
 
 func newSignInEnv(t *testing.T, delegated bool, edit func(*SignInOptions)) *signInEnv {
 	t.Helper()
 	e := &signInEnv{srv: newServer(t, &fakeidp.Options{ClientID: "cid", ClientSecret: testClientSecret}),
-		store: newMemStore(), logs: &syncBuffer{}}
+		store: newMemStore(), logs: &proxytest.LogBuffer{}}
 	opts := &SignInOptions{Issuer: e.srv.URL(), ClientID: "cid", ClientSecret: testClientSecret,
 		RedirectURL: testCallback, Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
 	if delegated {

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"mailgate/internal/proxytest"
@@ -27,16 +26,7 @@ func TestFail2banFilter(t *testing.T) {
 			c6.expect("220 mx.test ESMTP Service Ready")
 			c6.ehlo()
 			c6.cmd(authPlain(alice, "wrong"), replyFailed)
-			var hosts []string
-			for _, line := range strings.Split(e.logs.String(), "\n") {
-				for _, re := range res {
-					if m := re.FindStringSubmatch(line); m != nil {
-						hosts = append(hosts, m[re.SubexpIndex("host")])
-						break
-					}
-				}
-			}
-			if got, want := fmt.Sprint(hosts), "[203.0.113.9 203.0.113.9 2001:db8::9]"; got != want {
+			if got, want := fmt.Sprint(proxytest.Fail2banHosts(res, e.logs.String())), "[203.0.113.9 203.0.113.9 2001:db8::9]"; got != want {
 				t.Fatalf("filter found %s, want %s in:\n%s", got, want, e.logs)
 			}
 		})

@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -141,24 +140,6 @@ func (c *collector) all() []delivered {
 	return append([]delivered(nil), c.msgs...)
 }
 
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a proxy in front of a devup SMTP upstream, both on 127.0.0.1:0.
 type env struct {
 	t        *testing.T
@@ -168,7 +149,7 @@ type env struct {
 	tokens   *fakeTokens
 	deliv    *collector
 	sessions *proxy.Registry
-	logs     *lockedBuffer
+	logs     *proxytest.LogBuffer
 	addrs    map[proxy.TLSMode]string
 	clientTC *tls.Config
 	// proxyAddr is a TLSNone listener behind a PROXY protocol listener
@@ -222,7 +203,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	e := &env{
 		t: t, auth: &fakeAuth{}, tokens: &fakeTokens{}, deliv: &collector{},
-		sessions: &proxy.Registry{}, upEntered: make(chan struct{}, 1), logs: &lockedBuffer{}, addrs: make(map[proxy.TLSMode]string),
+		sessions: &proxy.Registry{}, upEntered: make(chan struct{}, 1), logs: &proxytest.LogBuffer{}, addrs: make(map[proxy.TLSMode]string),
 		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool}, meter: &relayMeter{},
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

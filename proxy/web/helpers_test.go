@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/internal/testclock"
 	"mailgate/proxy/admin"
 	"mailgate/store"
@@ -106,24 +106,7 @@ type env struct {
 	st    *store.Store
 	svc   *admin.Service
 	clock *testclock.Clock
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs  *proxytest.LogBuffer
 }
 
 var testSettings = admin.Settings{Hostname: "mail.example.com",
@@ -146,7 +129,7 @@ func openStore(tb testing.TB) *store.Store {
 // options first.
 func newEnv(t *testing.T, edit func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, idp: newFakeSignIn(), st: openStore(t), logs: &syncBuffer{},
+	e := &env{t: t, idp: newFakeSignIn(), st: openStore(t), logs: &proxytest.LogBuffer{},
 		clock: testclock.New(time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC))}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = admin.New(&admin.Options{Store: e.st, Settings: testSettings, Logger: log})
