@@ -161,10 +161,7 @@ func (d *doc) prefixes(key string, ss []string) ([]netip.Prefix, error) {
 // checkProxyProtocol: a listener that expects PROXY headers needs someone
 // to believe them from.
 func (d *doc) checkProxyProtocol(c *Config) error {
-	for _, p := range []struct {
-		name string
-		ls   []Listener
-	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"web", c.Web.Listen}} {
+	for _, p := range c.listenSections() {
 		for i, l := range p.ls {
 			if l.ProxyProtocol && len(c.ProxyProtocol.Trusted) == 0 {
 				return d.errorf(fmt.Sprintf("%s.listen[%d].proxy_protocol", p.name, i),

@@ -54,6 +54,8 @@ func TestLimitsErrors(t *testing.T) {
 		{"zero handshake", y("limits:", "  tls_handshake_timeout: 0s"), 2, "limits.tls_handshake_timeout", "not positive"},
 		{"proxy without trusted", y("smtp:", "  listen:", `    - { address: ":587", tls: starttls, proxy_protocol: true }`),
 			3, "smtp.listen[0].proxy_protocol", "proxy_protocol.trusted"},
+		{"pop3 proxy without trusted", y("pop3:", "  listen:", `    - { address: ":995", tls: implicit, proxy_protocol: true }`),
+			3, "pop3.listen[0].proxy_protocol", "proxy_protocol.trusted"},
 		{"bad balancer", y("proxy_protocol:", "  trusted: [lb.example.com]"), 2, "proxy_protocol.trusted[0]", "not a network"},
 	}
 	for _, tt := range tests {

@@ -86,15 +86,24 @@ func (d *doc) checkVersion(key, v string) error {
 	return nil
 }
 
+// listenSection is one section's listeners, named as in the file.
+type listenSection struct {
+	name string
+	ls   []Listener
+}
+
+// listenSections are the sections with listeners: the one list every
+// check of listeners walks, so that none leaves a front end out.
+func (c *Config) listenSections() []listenSection {
+	return []listenSection{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"pop3", c.POP3.Listen}, {"web", c.Web.Listen}}
+}
+
 func (d *doc) checkListeners(c *Config) error {
 	if len(c.IMAP.Listen) == 0 && len(c.SMTP.Listen) == 0 && len(c.POP3.Listen) == 0 {
 		return d.errorf("imap.listen", "no listeners for imap, smtp or pop3 (remove \"listen: []\" to get the standard ports)")
 	}
 	seen := map[string]string{} // address -> key of its first listener
-	for _, p := range []struct {
-		name string
-		ls   []Listener
-	}{{"imap", c.IMAP.Listen}, {"smtp", c.SMTP.Listen}, {"pop3", c.POP3.Listen}, {"web", c.Web.Listen}} {
+	for _, p := range c.listenSections() {
 		for i, l := range p.ls {
 			key := p.name + ".listen[" + strconv.Itoa(i) + "]"
 			if p.name == "web" && l.TLS != TLSImplicit && l.TLS != TLSNone {
