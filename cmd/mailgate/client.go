@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -76,11 +77,13 @@ func storeOptions(cfg *config.Config, log *slog.Logger) *store.Options {
 	return o
 }
 
-// loadConfig finds and loads the config, with a hint when it is missing.
+// loadConfig finds and loads the config, with a hint when the config
+// file itself is missing (not a file it names, such as a secret file).
 func loadConfig(flagValue string) (*config.Config, error) {
 	path := config.Find(flagValue)
 	cfg, err := config.Load(path)
-	if errors.Is(err, os.ErrNotExist) {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path && errors.Is(pe, fs.ErrNotExist) {
 		return nil, withHint(err, "pass -config FILE or set MAILGATE_CONFIG (example: testdata/config/mailgate.example.yaml)")
 	}
 	return cfg, err
