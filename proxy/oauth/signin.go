@@ -48,7 +48,7 @@ type SignInOptions struct {
 // Identity is who signed in.
 type Identity struct {
 	Mailbox  string    // canonical
-	AuthTime time.Time // auth_time claim, else the ID token's iat
+	AuthTime time.Time // auth_time claim; zero when the ID token has none
 	MFA      bool      // amr names a second factor (RFC 8176)
 	Roles    []string  // "roles" claim (Entra ID app roles)
 }

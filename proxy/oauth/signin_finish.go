@@ -16,7 +16,7 @@ import (
 
 // Finish exchanges code with the PKCE verifier (RFC 7636 section 4.5),
 // verifies the ID token and that its nonce is nonce, and takes the mailbox
-// from the email claim, else preferred_username. AllowMailbox may refuse
+// from its claims (signInClaims.mailbox). AllowMailbox may refuse
 // it; with a Manager it is then linked exactly as "account link" does (the
 // upstream login check, then the sealed refresh token). Errors wrap
 // ErrSignIn, ErrWrongMailbox (the token does not open the signed-in
@@ -108,19 +108,40 @@ func (s *SignIn) identify(ctx context.Context, v *oidc.IDTokenVerifier, tok *oau
 	if err := idt.Claims(&c); err != nil {
 		return nil, fmt.Errorf("%w: ID token claims: %w", ErrSignIn, err)
 	}
-	name := c.PreferredUsername
-	if c.Email != "" && c.EmailVerified != false && c.EmailVerified != "false" {
-		name = c.Email
-	}
-	mailbox, err := store.CanonicalMailbox(name)
+	mailbox, err := c.mailbox()
 	if err != nil {
-		return nil, fmt.Errorf("%w: ID token names no usable mailbox: %w", ErrSignIn, err)
+		return nil, err
 	}
-	id := &Identity{Mailbox: mailbox, AuthTime: idt.IssuedAt, Roles: c.Roles, MFA: mfa(c.AMR)}
+	id := &Identity{Mailbox: mailbox, Roles: c.Roles, MFA: mfa(c.AMR)}
+	// Not iat: a sign-in the provider answered from its own session (single
+	// sign-on) gets a new ID token without a new authentication, and
+	// creating a password asks for a recent one (the portal then asks for
+	// prompt=login).
 	if c.AuthTime > 0 {
 		id.AuthTime = time.Unix(c.AuthTime, 0)
 	}
 	return id, nil
+}
+
+// mailbox is the mailbox the claims name: the email claim, or, in an ID
+// token without one, preferred_username (Entra ID's sign-in name, the
+// UPN). An email the provider marks unverified refuses the sign-in rather
+// than fall back to preferred_username: at a provider where users choose
+// their own user name, that fallback would let anyone name any mailbox,
+// and the app flow has no upstream login to prove it.
+func (c *signInClaims) mailbox() (string, error) {
+	name := c.Email
+	switch {
+	case c.Email == "":
+		name = c.PreferredUsername
+	case c.EmailVerified == false || c.EmailVerified == "false":
+		return "", fmt.Errorf("%w: the provider marks the ID token's email %s unverified", ErrSignIn, c.Email)
+	}
+	mailbox, err := store.CanonicalMailbox(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: ID token names no usable mailbox: %w", ErrSignIn, err)
+	}
+	return mailbox, nil
 }
 
 // mfa reports whether amr (RFC 8176) names a second factor: Entra ID sends

@@ -338,3 +338,31 @@ func TestLinkToken(t *testing.T) {
 		t.Fatalf("LinkToken: %v", err)
 	}
 }
+
+// TestSignInClaimsMailbox: the mailbox is the email claim, or
+// preferred_username when there is none; an email the provider marks
+// unverified refuses the sign-in instead of falling back.
+func TestSignInClaimsMailbox(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		c    signInClaims
+		want string // "" for a refusal
+	}{
+		{"email", signInClaims{Email: "Ann@Example.com", PreferredUsername: "ann.upn@example.com"}, "ann@example.com"},
+		{"email verified", signInClaims{Email: "ann@example.com", EmailVerified: true}, "ann@example.com"},
+		{"email verified as a string", signInClaims{Email: "ann@example.com", EmailVerified: "true"}, "ann@example.com"},
+		{"no email: the UPN", signInClaims{PreferredUsername: "ann@example.com"}, "ann@example.com"},
+		{"email unverified", signInClaims{Email: "ann@example.com", EmailVerified: false, PreferredUsername: "victim@example.com"}, ""},
+		{"email unverified as a string", signInClaims{Email: "ann@example.com", EmailVerified: "false", PreferredUsername: "victim@example.com"}, ""},
+		{"neither", signInClaims{}, ""},
+		{"not a mailbox", signInClaims{PreferredUsername: "ann"}, ""},
+	} {
+		got, err := tt.c.mailbox()
+		switch {
+		case tt.want == "" && (err == nil || !errors.Is(err, ErrSignIn)):
+			t.Errorf("%s: %q, %v; want an ErrSignIn", tt.name, got, err)
+		case tt.want != "" && (err != nil || got != tt.want):
+			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+}

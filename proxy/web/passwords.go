@@ -99,7 +99,7 @@ func (s *Server) newPasswordForm(w http.ResponseWriter, r *http.Request, ss *ses
 // form; and MFA when required. Otherwise it answers and returns false.
 func (s *Server) mayCreate(w http.ResponseWriter, r *http.Request, ss *session) bool {
 	now := s.now()
-	if at := ss.user.AuthTime; at.IsZero() || now.Sub(at) >= freshAuth {
+	if at := ss.authTime(); at.IsZero() || now.Sub(at) >= freshAuth {
 		// A provider that ignores max_age would send the user round in
 		// circles: after one fresh sign-in, say so instead.
 		if !ss.freshAt.IsZero() && now.Sub(ss.freshAt) < time.Minute {

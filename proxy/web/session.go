@@ -53,6 +53,17 @@ type session struct {
 	freshAt  time.Time // when a sign-in asked with fresh=true came back
 }
 
+// authTime is when the user last authenticated at the provider: the ID
+// token's auth_time or, from a provider that sends none, when a sign-in
+// that asked for a new authentication (prompt=login, max_age=0) came back.
+// Zero when neither is known: then creating a password asks for one.
+func (ss *session) authTime() time.Time {
+	if !ss.user.AuthTime.IsZero() {
+		return ss.user.AuthTime
+	}
+	return ss.freshAt
+}
+
 // pending is a sign-in sent to the provider and not yet back.
 type pending struct {
 	nonce, verifier string

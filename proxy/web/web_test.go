@@ -294,6 +294,35 @@ func TestCreateNeedsFreshSignIn(t *testing.T) {
 	mustContain(t, p, "did not confirm a new sign-in")
 }
 
+// TestCreateWithoutAuthTime: a provider that sends no auth_time (single
+// sign-on may answer a sign-in without a new authentication) gets a sign-in
+// that asks for one before the first password; the sign-in that comes back
+// from it counts as fresh for ten minutes.
+func TestCreateWithoutAuthTime(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.browser()
+	u := e.user("ann@example.com")
+	u.AuthTime = time.Time{}
+	b.signIn(u)
+
+	p := b.get("/passwords/new")
+	if p.code != 303 || !e.idp.lastReq().fresh {
+		t.Fatalf("form after a sign-in of unknown age: %d to %q, want a fresh sign-in", p.code, p.header.Get("Location"))
+	}
+	req := e.idp.lastReq()
+	if to := b.callback(req.state, e.idp.approve(req.state, u, nil), 303); to != "/passwords/new" {
+		t.Fatalf("after the fresh sign-in: sent to %q", to)
+	}
+	secretOf(t, b.create("Phone"))
+	e.clock.Add(11 * time.Minute)
+	if p := b.create("Laptop"); p.code == 200 && newPasswordRE.MatchString(p.body) {
+		t.Fatal("created eleven minutes after the fresh sign-in")
+	}
+	if n := len(e.passwords("ann@example.com")); n != 1 {
+		t.Fatalf("%d passwords, want 1", n)
+	}
+}
+
 func TestRequireMFA(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.RequireMFA = true })
 	b := e.browser()
