@@ -217,5 +217,15 @@ func (m *Manager) httpCtx(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, m.httpc)
 }
 
-// canonical is the form of a mailbox address used as cache and store key.
-func canonical(mailbox string) string { return strings.ToLower(strings.TrimSpace(mailbox)) }
+// canonical is the form of a mailbox address used as cache and store key:
+// the store's own (store.CanonicalMailbox folds ASCII letters only), so
+// that a token is looked up under the key the store files it under. Unicode
+// lower-casing would make "\u212Aim@x" (a Kelvin sign) the key of
+// "kim@x". Something that is not a mailbox is only trimmed; it matches no
+// stored one.
+func canonical(mailbox string) string {
+	if m, err := store.CanonicalMailbox(mailbox); err == nil {
+		return m
+	}
+	return strings.TrimSpace(mailbox)
+}

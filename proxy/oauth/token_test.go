@@ -323,3 +323,19 @@ func TestForgetAfterUnlink(t *testing.T) {
 		t.Fatalf("Token after Forget: %v, want ErrRelink", err)
 	}
 }
+
+// TestCanonical: cache and store keys fold as the store does, ASCII
+// letters only.
+func TestCanonical(t *testing.T) {
+	for in, want := range map[string]string{
+		" Ann@Example.COM ": "ann@example.com",
+		"\u212Aim@x.org":    "\u212Aim@x.org", // a Kelvin sign stays: it is not kim@x.org
+		"ÄNN@x.org":         "Änn@x.org",
+		"":                  "",
+		" not-a-mailbox ":   "not-a-mailbox",
+	} {
+		if got := canonical(in); got != want {
+			t.Errorf("canonical(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
