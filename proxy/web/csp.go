@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,14 @@ import (
 // sign-in page (formAction).
 const cspBase = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// hstsValue keeps browsers on HTTPS for a year once they have seen the
+// portal over it (RFC 6797), so that a network attacker cannot downgrade a
+// later visit and read the session cookie or a new password. Subdomains
+// are left out: they are the organisation's, not the portal's. Sent
+// whenever public_url is https, also through a TLS-terminating proxy
+// (browsers ignore it over plain HTTP, RFC 6797 section 8.1).
+const hstsValue = "max-age=31536000"
 
 // probeEvery bounds how often the provider is asked for its sign-in
 // address while it is unknown (the provider may be down).
@@ -105,6 +114,9 @@ func (s *Server) securityHeaders(h http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
+		if strings.HasPrefix(s.o.PublicURL, "https://") {
+			hd.Set("Strict-Transport-Security", hstsValue)
+		}
 		h.ServeHTTP(w, r)
 	})
 }

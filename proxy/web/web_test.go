@@ -323,6 +323,15 @@ func TestCreateWithoutAuthTime(t *testing.T) {
 	}
 }
 
+// TestNoHSTSOverHTTP: a loopback portal on plain HTTP sends no HSTS, which
+// would pin its host name to HTTPS in the browser for a year.
+func TestNoHSTSOverHTTP(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.PublicURL = "http://127.0.0.1:8080" })
+	if h := e.browser().get("/").header.Get("Strict-Transport-Security"); h != "" {
+		t.Fatalf("HSTS %q on an http portal", h)
+	}
+}
+
 func TestRequireMFA(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.RequireMFA = true })
 	b := e.browser()
@@ -352,6 +361,9 @@ func TestHeaders(t *testing.T) {
 			!strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
 			strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: CSP %q", path, csp)
+		}
+		if h.Get("Strict-Transport-Security") != "max-age=31536000" {
+			t.Errorf("%s: HSTS %q", path, h.Get("Strict-Transport-Security"))
 		}
 		if h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s: headers %v", path, h)
