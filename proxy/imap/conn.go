@@ -55,6 +55,11 @@ func (c *conn) next() error {
 		// Refused before the client sent it; the connection stays usable.
 		c.Reply("%s BAD Literal too large", parseTag(b))
 		return nil
+	case errors.Is(err, errPrivacyRequired):
+		// Refused before the client sent the literal: the connection stays
+		// usable.
+		c.Reply("%s %s", parseTag(b), textPrivacy)
+		return nil
 	case errors.As(err, &le), errors.Is(err, proxy.ErrLineTooLong):
 		c.Reply("* BYE Command too long")
 		return proxy.ErrClosing
@@ -93,8 +98,28 @@ func (c *conn) dispatch(cmd *command) error {
 	return nil
 }
 
-// cont sends the continuation for a synchronising literal.
-func (c *conn) cont() error {
+// errPrivacyRequired refuses a LOGIN literal before TLS.
+var errPrivacyRequired = errors.New("login literal before tls")
+
+// cont sends the continuation for a synchronising literal. Before TLS a
+// LOGIN's literal can only be a user name or a password, which LOGIN would
+// refuse with PRIVACYREQUIRED anyway: refusing it now, instead of inviting
+// it with "+", keeps the client from sending it in clear (RFC 3501 section
+// 7.5: without "+" the client must not send the literal; docs/clients.md,
+// "Outlook sends passwords in clear if allowed").
+func (c *conn) cont(sofar []byte) error {
+	if !c.Secure && isLogin(sofar) {
+		return errPrivacyRequired
+	}
 	c.Reply("+ Ready for literal data")
 	return c.Writer.Flush()
+}
+
+// isLogin reports whether a command read so far is a LOGIN.
+func isLogin(b []byte) bool {
+	p := &parser{b: b}
+	if p.atom() == "" || !p.space() {
+		return false
+	}
+	return strings.EqualFold(p.atom(), "LOGIN")
 }

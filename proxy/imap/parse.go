@@ -54,8 +54,9 @@ type cmdReader struct {
 	br         *bufio.Reader
 	maxLine    int
 	maxLiteral int
-	// cont sends the "+" continuation for a synchronising literal.
-	cont func() error
+	// cont sends the "+" continuation for a synchronising literal; sofar
+	// is the command up to that literal. An error refuses the literal.
+	cont func(sofar []byte) error
 }
 
 // readCommand returns the command's bytes in wire form: the lines without
@@ -80,7 +81,7 @@ func (r *cmdReader) readCommand() ([]byte, error) {
 			return buf, proxy.ErrLineTooLong // many literals in one command
 		}
 		if !nonSync {
-			if err := r.cont(); err != nil {
+			if err := r.cont(buf); err != nil {
 				return buf, err
 			}
 		}

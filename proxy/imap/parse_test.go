@@ -50,7 +50,7 @@ func TestReadCommand(t *testing.T) {
 	var conts int
 	in := "a LOGIN {3}\r\nann {4+}\r\ngood\r\nb NOOP\n"
 	r := &cmdReader{br: bufio.NewReader(strings.NewReader(in)), maxLine: 100, maxLiteral: 10,
-		cont: func() error { conts++; return nil }}
+		cont: func([]byte) error { conts++; return nil }}
 	b, err := r.readCommand()
 	if err != nil || string(b) != "a LOGIN {3}\r\nann {4+}\r\ngood" || conts != 1 {
 		t.Fatalf("readCommand = %q, %v, %d continuations", b, err, conts)
@@ -72,7 +72,7 @@ func TestReadCommandLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := &cmdReader{br: bufio.NewReader(strings.NewReader(tt.in)), maxLine: 100, maxLiteral: 10,
-			cont: func() error { t.Errorf("%q: continuation sent for a refused literal", tt.in); return nil }}
+			cont: func([]byte) error { t.Errorf("%q: continuation sent for a refused literal", tt.in); return nil }}
 		_, err := r.readCommand()
 		var le *literalError
 		switch {
@@ -145,7 +145,7 @@ func FuzzReadCommand(f *testing.F) {
 	f.Add([]byte("\n\n{1}\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := &cmdReader{br: bufio.NewReaderSize(bytes.NewReader(in), 16), maxLine: 64, maxLiteral: 32,
-			cont: func() error { return nil }}
+			cont: func([]byte) error { return nil }}
 		for range 100 {
 			b, err := r.readCommand()
 			if len(b) > 2*(64+32)+64+2 {
