@@ -92,10 +92,7 @@ func cmdServe(e *env, args []string) error {
 
 // start opens the store and the admin socket, then the listeners.
 func (d *daemon) start() error {
-	// SIGHUP is caught before anything opens, so that one sent as soon as
-	// the daemon answers cannot kill it (its default action).
-	d.hup = make(chan os.Signal, 1)
-	signal.Notify(d.hup, syscall.SIGHUP)
+	d.catchHUP()
 	err := d.openStore()
 	if err != nil {
 		return err
@@ -136,6 +133,14 @@ func (d *daemon) start() error {
 	return d.serveMetrics()
 }
 
+// catchHUP catches SIGHUP for reloads. It is called before anything
+// opens, so that one sent as soon as the daemon answers cannot kill it
+// (its default action).
+func (d *daemon) catchHUP() {
+	d.hup = make(chan os.Signal, 1)
+	signal.Notify(d.hup, syscall.SIGHUP)
+}
+
 // openStore opens the store with its change feed (postgres: changes made
 // by other instances and the CLI) applied to the session registry.
 func (d *daemon) openStore() error {
@@ -171,7 +176,11 @@ func (d *daemon) wait(ctx context.Context) error {
 // the store last so coalesced "last used" data is written.
 func (d *daemon) stop() error {
 	if d.hup != nil {
-		signal.Stop(d.hup)
+		// Caught (and left unread) until the store is closed: stopped
+		// earlier, a SIGHUP during the grace period would take its default
+		// action and kill the daemon, cutting the sessions and losing the
+		// last-used times not yet written.
+		defer signal.Stop(d.hup)
 	}
 	d.obs.stopping.Store(true) // /readyz: 503 while sessions drain
 	if d.admin != nil {
