@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"mailgate/config"
@@ -48,6 +49,9 @@ type daemon struct {
 	unwatch  context.CancelFunc // stops the certificate watcher
 	unfeed   context.CancelFunc // stops re-checking sessions after a feed outage
 	hup      chan os.Signal     // SIGHUP: reload
+	// settings are the client settings of the running config, which the
+	// admin socket's goroutines read while a reload replaces them.
+	settings atomic.Pointer[admin.Settings]
 
 	// fronts are the front ends serving now, by frontKey; retired ones
 	// stopped accepting at a reload but may still have sessions, which
@@ -106,6 +110,8 @@ func (d *daemon) start() error {
 	svc := newService(d.cfg, st, &d.sessions, d.log, d.alertHook, d.metricsHook)
 	d.wireAlerts(svc)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
+	d.setSettings(d.cfg)
+	svc.settings = d.currentSettings // and so do the listeners password create shows
 	if svc.oauth == nil {
 		_, err := newOAuth(d.cfg, st, d.log)
 		return fmt.Errorf("%s: oauth: %w", d.cfg.File, err)
