@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -90,6 +91,7 @@ type Store struct {
 	now     func() time.Time
 	maxPw   int
 	pending *lastUsed
+	files   []string // the key file and, with bbolt, the database: see Uses
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -118,8 +120,11 @@ func Open(opts *Options) (*Store, error) {
 	}
 	s := &Store{
 		be: be, keys: k, log: o.Logger, now: o.Now,
-		maxPw: o.MaxPasswords, pending: newLastUsed(),
+		maxPw: o.MaxPasswords, pending: newLastUsed(), files: []string{o.KeyFile},
 		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if o.Driver == DriverBolt {
+		s.files = append(s.files, o.Path)
 	}
 	if err := be.start(o.OnChange); err != nil {
 		be.close()
@@ -205,6 +210,24 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 		s.log.Warn("store: backup without pending last-used times", "err", err)
 	}
 	return s.be.backup(w)
+}
+
+// Uses reports whether path names a file the store itself uses: the key
+// file or the bbolt database (the same file, through whatever name).
+// A backup must never be renamed over one of them: the database is held
+// open, so changes made after the copy would be lost at the next start,
+// and a key file replaced is a key lost.
+func (s *Store) Uses(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	for _, f := range s.files {
+		if ofi, err := os.Stat(f); err == nil && os.SameFile(fi, ofi) {
+			return true
+		}
+	}
+	return false
 }
 
 // Ping checks that the database answers (readiness); bbolt: nil while open.

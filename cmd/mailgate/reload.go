@@ -254,6 +254,7 @@ func (d *daemon) reloadWith(cfg *config.Config) error {
 		d.swapCerts(certs)
 	}
 	d.cfg, d.throttle, d.limits = cfg, th, lim
+	d.setSettings(cfg)
 	d.auth.SetDomains(cfg.Accounts.Domains)
 	err = d.apply(cfg, specs)
 	d.obs.listenFailed.Store(err != nil) // /readyz

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -161,5 +162,50 @@ func TestDaemonReload(t *testing.T) {
 	}
 	if _, err := br.ReadString('\n'); err == nil {
 		t.Error("pre-login connection still open after shutdown")
+	}
+}
+
+// TestReloadSettings: after a reload that moves the IMAP listener, a
+// password created through the daemon's socket shows the new port, as
+// docs/cli.md promises ("they stay true when you change ports"), not the
+// port the daemon started with, where the user's client would fail.
+func TestReloadSettings(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "mailgate.yaml")
+	ports := freePorts(t, 3)
+	oldIMAP, newIMAP, smtpAddr := ports[0], ports[1], ports[2]
+	if err := os.WriteFile(file, []byte(daemonConfig(oldIMAP, smtpAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedLog{}
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
+	defer func() { cancel(); <-exit }()
+	eventually(t, "imap listener up", func() bool { return answers(oldIMAP) })
+
+	if err := os.WriteFile(file, []byte(daemonConfig(newIMAP, smtpAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+
+	var out, errb strings.Builder
+	if code := run(ctx, []string{"password", "create", "-config", file, "-json", "-name", "phone", "ann@example.com"},
+		nil, &out, &errb); code != 0 {
+		t.Fatalf("password create: exit %d: %s", code, errb.String())
+	}
+	var res struct {
+		Settings struct{ IMAP []struct{ Port int } }
+	}
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := net.SplitHostPort(newIMAP)
+	if len(res.Settings.IMAP) != 1 || fmt.Sprint(res.Settings.IMAP[0].Port) != p {
+		t.Errorf("imap settings after the reload: %+v, want port %s", res.Settings.IMAP, p)
 	}
 }

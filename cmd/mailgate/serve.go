@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"mailgate/config"
@@ -48,6 +49,9 @@ type daemon struct {
 	unwatch  context.CancelFunc // stops the certificate watcher
 	unfeed   context.CancelFunc // stops re-checking sessions after a feed outage
 	hup      chan os.Signal     // SIGHUP: reload
+	// settings are the client settings of the running config, which the
+	// admin socket's goroutines read while a reload replaces them.
+	settings atomic.Pointer[admin.Settings]
 
 	// fronts are the front ends serving now, by frontKey; retired ones
 	// stopped accepting at a reload but may still have sessions, which
@@ -92,10 +96,7 @@ func cmdServe(e *env, args []string) error {
 
 // start opens the store and the admin socket, then the listeners.
 func (d *daemon) start() error {
-	// SIGHUP is caught before anything opens, so that one sent as soon as
-	// the daemon answers cannot kill it (its default action).
-	d.hup = make(chan os.Signal, 1)
-	signal.Notify(d.hup, syscall.SIGHUP)
+	d.catchHUP()
 	err := d.openStore()
 	if err != nil {
 		return err
@@ -109,6 +110,8 @@ func (d *daemon) start() error {
 	svc := newService(d.cfg, st, &d.sessions, d.log, d.alertHook, d.metricsHook)
 	d.wireAlerts(svc)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
+	d.setSettings(d.cfg)
+	svc.settings = d.currentSettings // and so do the listeners password create shows
 	if svc.oauth == nil {
 		_, err := newOAuth(d.cfg, st, d.log)
 		return fmt.Errorf("%s: oauth: %w", d.cfg.File, err)
@@ -134,6 +137,14 @@ func (d *daemon) start() error {
 		return err
 	}
 	return d.serveMetrics()
+}
+
+// catchHUP catches SIGHUP for reloads. It is called before anything
+// opens, so that one sent as soon as the daemon answers cannot kill it
+// (its default action).
+func (d *daemon) catchHUP() {
+	d.hup = make(chan os.Signal, 1)
+	signal.Notify(d.hup, syscall.SIGHUP)
 }
 
 // openStore opens the store with its change feed (postgres: changes made
@@ -171,7 +182,11 @@ func (d *daemon) wait(ctx context.Context) error {
 // the store last so coalesced "last used" data is written.
 func (d *daemon) stop() error {
 	if d.hup != nil {
-		signal.Stop(d.hup)
+		// Caught (and left unread) until the store is closed: stopped
+		// earlier, a SIGHUP during the grace period would take its default
+		// action and kill the daemon, cutting the sessions and losing the
+		// last-used times not yet written.
+		defer signal.Stop(d.hup)
 	}
 	d.obs.stopping.Store(true) // /readyz: 503 while sessions drain
 	if d.admin != nil {

@@ -5,8 +5,12 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"mailgate/config"
 	"mailgate/proxy"
@@ -31,5 +35,54 @@ func TestStopCutsSessionsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "grace period were closed") {
 		t.Errorf("no warning logged:\n%s", buf.String())
+	}
+}
+
+// drainServer is a front end whose sessions take until release is closed
+// to end, so that a test can act while stop waits for them.
+type drainServer struct {
+	draining chan struct{} // closed when Shutdown starts waiting
+	release  chan struct{}
+}
+
+func (drainServer) Serve(net.Listener, proxy.TLSMode) error { return nil }
+func (drainServer) Close() error                            { return nil }
+func (s drainServer) Shutdown(ctx context.Context) error {
+	close(s.draining)
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A SIGHUP that comes while the daemon drains its sessions (a certificate
+// hook, a reload sent during a stop) must not kill it: the sessions get
+// their grace period and the store is closed, so coalesced last-used times
+// are written. The signal's default action is to end the process, so the
+// daemon runs in a child process, and the test fails if the child dies.
+func TestHUPDuringStop(t *testing.T) {
+	if os.Getenv("MAILGATE_TEST_HUP_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHUPDuringStop$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "MAILGATE_TEST_HUP_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("daemon stopping with a SIGHUP: %v\n%s", err, out)
+		}
+		return
+	}
+	srv := drainServer{draining: make(chan struct{}), release: make(chan struct{})}
+	d := &daemon{cfg: &config.Config{ShutdownGrace: time.Minute}, log: slog.New(slog.DiscardHandler),
+		fronts: map[string]*front{"imap": {srv: srv}}}
+	d.catchHUP()
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.stop() }()
+	<-srv.draining
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond) // the signal is delivered asynchronously
+	close(srv.release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 }

@@ -22,7 +22,10 @@ type service struct {
 	// domains returns accounts.domains as the daemon has them now (they
 	// change at a reload); nil means the config's.
 	domains func() []string
-	log     *slog.Logger
+	// settings returns the client settings as the daemon has them now
+	// (they change at a reload); nil means the config's.
+	settings func() admin.Settings
+	log      *slog.Logger
 	// onLinkState is told of unlinks (the daemon's alerts); nil: nobody.
 	onLinkState func(mailbox, state, reason string)
 }
@@ -36,7 +39,7 @@ func (s *service) admin() *admin.Service {
 	return admin.New(&admin.Options{
 		Store: s.store, OAuth: s.oauth, Link: linkFlow(cfg.OAuth),
 		Domains:  s.domains,
-		Settings: clientSettings(cfg), Sessions: s.sessions, Logger: s.log,
+		Settings: clientSettings(cfg), CurrentSettings: s.settings, Sessions: s.sessions, Logger: s.log,
 		OnLinkState: s.onLinkState,
 	})
 }

@@ -32,6 +32,15 @@ func endpoints(ls []config.Listener) []admin.Endpoint {
 	return out
 }
 
+// setSettings makes cfg's client settings the ones password create shows.
+func (d *daemon) setSettings(cfg *config.Config) {
+	s := clientSettings(cfg)
+	d.settings.Store(&s)
+}
+
+// currentSettings returns the client settings of the running config.
+func (d *daemon) currentSettings() admin.Settings { return *d.settings.Load() }
+
 // boundSettings are clientSettings with the ports the IMAP, SMTP and POP3
 // listeners really bound, in config order: the same unless a port is 0
 // (tests, serve -dev -dev-ports 0,...).

@@ -61,8 +61,12 @@ type Options struct {
 	Link     LinkFlow        // how account.link signs in; LinkDevice by default
 	Domains  func() []string // the allowed domains now (accounts.domains); nil or empty: any
 	Settings Settings        // returned by password.create
-	Sessions Sessions        // nil: no live sessions (the CLI without a daemon)
-	Logger   *slog.Logger    // nil: slog.Default()
+	// CurrentSettings, when set, gives the settings at each
+	// password.create instead of Settings: the daemon's change at a
+	// reload, and the user must get the ports that now serve.
+	CurrentSettings func() Settings
+	Sessions        Sessions     // nil: no live sessions (the CLI without a daemon)
+	Logger          *slog.Logger // nil: slog.Default()
 	// OnLinkState is told when account.unlink removes a link (state
 	// "unlinked"), as oauth.Options.OnLinkState is of the other changes;
 	// nil tells nothing.
@@ -75,7 +79,7 @@ type Service struct {
 	oauth    *oauth.Manager
 	link     LinkFlow
 	domains  func() []string
-	settings Settings
+	settings func() Settings
 	sessions Sessions
 	log      *slog.Logger
 	onLink   func(mailbox, state, reason string)
@@ -84,7 +88,11 @@ type Service struct {
 // New returns a Service for opts.
 func New(opts *Options) *Service {
 	s := &Service{store: opts.Store, oauth: opts.OAuth, link: opts.Link, domains: opts.Domains,
-		settings: opts.Settings, sessions: opts.Sessions, log: opts.Logger, onLink: opts.OnLinkState}
+		settings: opts.CurrentSettings, sessions: opts.Sessions, log: opts.Logger, onLink: opts.OnLinkState}
+	if s.settings == nil {
+		fixed := opts.Settings
+		s.settings = func() Settings { return fixed }
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -25,6 +25,10 @@ func (s *Service) Backup(ctx context.Context, a BackupArgs) (BackupResult, error
 	if !filepath.IsAbs(a.Path) {
 		return BackupResult{}, Usagef("store backup: path must be absolute")
 	}
+	if s.store.Uses(a.Path) {
+		return BackupResult{}, WithHint(fmt.Errorf("store backup: %s is the database or the key file itself", a.Path),
+			"write the backup to a file of its own, such as /var/lib/mailgate/backup/mailgate-DATE.db")
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(a.Path), ".mailgate-backup-*")
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("store backup: %w", err)

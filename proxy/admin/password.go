@@ -66,7 +66,7 @@ func (s *Service) CreatePassword(ctx context.Context, a CreateArgs) (CreateResul
 		return CreateResult{}, storeError(err)
 	}
 	s.logFor(ctx).Info("app password created", "user", p.Mailbox, "id", p.ID, "name", p.Name)
-	out := CreateResult{AppPassword: toAppPassword(p), Settings: s.settings}
+	out := CreateResult{AppPassword: toAppPassword(p), Settings: s.settings()}
 	out.Secret = secret
 	return out, nil
 }

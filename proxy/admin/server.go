@@ -39,8 +39,8 @@ func Listen(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("admin socket %s: another mailgate daemon is running", path)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("admin socket: %w", err)
+	if err := removeStale(path); err != nil {
+		return nil, err
 	}
 	old := syscall.Umask(0o177) // the socket is born 0600, no window
 	ln, err := net.Listen("unix", path)
@@ -49,6 +49,27 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	return ln, os.Chmod(path, 0o600)
+}
+
+// removeStale removes a socket file that no daemon serves. Anything else
+// at the path is refused, not removed: admin.socket pointed by mistake at
+// the database (which this daemon holds open), the key file or the config
+// would otherwise be deleted.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("admin socket %s: %w: the path names a file that is not a socket", path, os.ErrExist)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	return nil
 }
 
 // Server serves admin operations on the admin socket, one request per

@@ -243,3 +243,22 @@ func TestListen(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestListenKeepsOtherFiles: a path that names anything but a socket (a
+// config that points admin.socket at the database, the key file or the
+// config itself) is refused and the file is left as it was. Only a stale
+// socket may be removed: the daemon holds the database open, so removing
+// it would lose every change made until the next restart.
+func TestListenKeepsOtherFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mailgate.db")
+	if err := os.WriteFile(path, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := admin.Listen(path); err == nil {
+		ln.Close()
+		t.Fatal("Listen on a regular file: no error")
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "data" {
+		t.Fatalf("file at the socket path after Listen: %q, %v", b, err)
+	}
+}
