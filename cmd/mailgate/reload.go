@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"reflect"
 
 	"mailgate/config"
@@ -15,14 +13,6 @@ import (
 	"mailgate/proxy/pop3"
 	"mailgate/proxy/smtp"
 )
-
-// front is one listener and the front end serving it. Each listener has a
-// front end of its own, so each has its own TLS policy and can be replaced
-// alone at a reload.
-type front struct {
-	srv   server
-	bound boundListener
-}
 
 // frontSpec is a front end the config asks for, built but not started.
 type frontSpec struct {
@@ -149,69 +139,6 @@ func pop3Upstream(cfg *config.Config) (proxy.Upstream, error) {
 		return up, fmt.Errorf("%s: pop3.upstream: %w", cfg.File, err)
 	}
 	return up, nil
-}
-
-// apply makes the running front ends those of specs: front ends no longer
-// wanted stop accepting (their sessions continue until they end or the
-// daemon stops), new ones open their listener. Old ones close first, so a
-// listener changed in place can bind its address again.
-func (d *daemon) apply(cfg *config.Config, specs []frontSpec) error {
-	if d.fronts == nil {
-		d.fronts = map[string]*front{}
-	}
-	want := map[string]bool{}
-	for _, s := range specs {
-		want[s.key] = true
-	}
-	for key, f := range d.fronts {
-		if !want[key] {
-			f.srv.Close()
-			d.retired = append(d.retired, f.srv)
-			delete(d.fronts, key)
-			d.log.Info("listener closed; its sessions continue", "proto", f.bound.proto, "address", f.bound.addr.String())
-		}
-	}
-	var errs []error
-	d.bound = d.bound[:0]
-	for _, s := range specs {
-		if f, running := d.fronts[s.key]; running {
-			d.bound = append(d.bound, f.bound)
-			continue
-		}
-		if err := d.open(cfg, s); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.bound = append(d.bound, d.fronts[s.key].bound)
-	}
-	return errors.Join(errs...)
-}
-
-// open opens one listener and runs its front end on it.
-func (d *daemon) open(cfg *config.Config, s frontSpec) error {
-	if s.srv == nil {
-		srv, err := s.build()
-		if err != nil {
-			return fmt.Errorf("%s listener: %w", s.proto, err)
-		}
-		s.srv = srv
-	}
-	ln, err := net.Listen("tcp", s.l.Address)
-	if err != nil {
-		return fmt.Errorf("%s listener: %w", s.proto, err)
-	}
-	if s.l.ProxyProtocol {
-		ln = proxy.NewProxyProtoListener(ln, cfg.ProxyProtocol.Trusted, d.log.With("proto", s.proto))
-	}
-	d.fronts[s.key] = &front{srv: s.srv, bound: boundListener{proto: s.proto, mode: s.mode, addr: ln.Addr()}}
-	d.log.Info("listening", "proto", s.proto, "address", ln.Addr().String(), "tls", string(s.mode),
-		"proxy_protocol", s.l.ProxyProtocol)
-	go func() {
-		if err := s.srv.Serve(ln, s.mode); err != nil {
-			d.log.Error("listener failed", "proto", s.proto, "address", s.l.Address, "err", err)
-		}
-	}()
-	return nil
 }
 
 // reload re-reads the config file (SIGHUP). An invalid file is refused and

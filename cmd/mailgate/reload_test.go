@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,4 +209,104 @@ func TestReloadSettings(t *testing.T) {
 	if len(res.Settings.IMAP) != 1 || fmt.Sprint(res.Settings.IMAP[0].Port) != p {
 		t.Errorf("imap settings after the reload: %+v, want port %s", res.Settings.IMAP, p)
 	}
+}
+
+// TestReloadKeepsSocket: a reload that changes every listener's settings
+// but not its address (here the hostname, in every front end's key) hands
+// the bound socket to the new front end instead of closing and binding the
+// port again, so a client never meets a closed port: the kernel's socket
+// (its inode in /proc/net/tcp) is the same before and after, no dial in a
+// loop around the reload fails, and the new settings serve.
+func TestReloadKeepsSocket(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "mailgate.yaml")
+	ports := freePorts(t, 2)
+	imapAddr, smtpAddr := ports[0], ports[1]
+	write := func(hostname string) {
+		t.Helper()
+		cfg := strings.Replace(daemonConfig(imapAddr, smtpAddr), "hostname: mail.test", "hostname: "+hostname, 1)
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mail.test")
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedLog{}
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
+	defer func() { cancel(); <-exit }()
+	eventually(t, "listeners up", func() bool { return answers(imapAddr) && answers(smtpAddr) })
+	imapSock, smtpSock := listenInode(t, imapAddr), listenInode(t, smtpAddr)
+
+	stop := make(chan struct{})
+	failed := make(chan error, 1)
+	go func() {
+		defer close(failed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.Dial("tcp", smtpAddr)
+			if err != nil {
+				failed <- err
+				return
+			}
+			c.Close()
+		}
+	}()
+	write("mail2.test")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	close(stop)
+	if err := <-failed; err != nil {
+		t.Errorf("a dial during the reload failed: %v", err)
+	}
+	if got := listenInode(t, imapAddr); got != imapSock {
+		t.Errorf("imap socket %s replaced by %s: the port was closed and bound again", imapSock, got)
+	}
+	if got := listenInode(t, smtpAddr); got != smtpSock {
+		t.Errorf("smtp socket %s replaced by %s: the port was closed and bound again", smtpSock, got)
+	}
+	c, err := net.Dial("tcp", smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 mail2.test ") {
+		t.Errorf("greeting after the reload: %q, %v; want the new hostname", line, err)
+	}
+	if !strings.Contains(logs.String(), "listener closed; its sessions continue") {
+		t.Errorf("no retired listener logged:\n%s", logs)
+	}
+}
+
+// listenInode returns the inode of the listening IPv4 socket on addr, from
+// /proc/net/tcp: the kernel's identity of the socket, which a close and a
+// new bind change.
+func listenInode(t *testing.T, addr string) string {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := ap.Addr().As4()
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ap.Port())
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local && f[3] == "0A" { // 0A: LISTEN
+			return f[9]
+		}
+	}
+	t.Fatalf("no listening socket on %s in /proc/net/tcp", addr)
+	return ""
 }
