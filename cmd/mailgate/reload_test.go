@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"mailgate/internal/proxytest"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,23 +56,6 @@ oauth:
 `, imapAddr, smtpAddr)
 }
 
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // eventually polls cond; the bound only stops a hung test.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -116,7 +99,7 @@ func TestDaemonReload(t *testing.T) {
 	write(daemonConfig(oldIMAP, smtpAddr))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &lockedLog{}
+	logs := &proxytest.LogBuffer{}
 	exit := make(chan int, 1)
 	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
 	eventually(t, "imap listener up", func() bool { return answers(oldIMAP) })
@@ -182,7 +165,7 @@ func TestReloadSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedLog{}
+	logs := &proxytest.LogBuffer{}
 	exit := make(chan int, 1)
 	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
 	defer func() { cancel(); <-exit }()
@@ -234,7 +217,7 @@ func TestReloadKeepsSocket(t *testing.T) {
 	}
 	write("mail.test")
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedLog{}
+	logs := &proxytest.LogBuffer{}
 	exit := make(chan int, 1)
 	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
 	defer func() { cancel(); <-exit }()

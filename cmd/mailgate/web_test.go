@@ -21,6 +21,7 @@ import (
 
 	"mailgate/config"
 	"mailgate/internal/fakeidp"
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 	"mailgate/proxy/admin"
 	"mailgate/proxy/web"
@@ -47,7 +48,7 @@ type webDaemon struct {
 	file   string
 	web    string // the portal's address
 	client *http.Client
-	logs   *lockedLog
+	logs   *proxytest.LogBuffer
 }
 
 func startWebDaemon(t *testing.T, issuer string) *webDaemon {
@@ -58,7 +59,7 @@ func startWebDaemon(t *testing.T, issuer string) *webDaemon {
 	}
 	_, ctls := writeCert(t, dir)
 	ports := freePorts(t, 3)
-	w := &webDaemon{t: t, file: filepath.Join(dir, "mailgate.yaml"), web: ports[0], logs: &lockedLog{}}
+	w := &webDaemon{t: t, file: filepath.Join(dir, "mailgate.yaml"), web: ports[0], logs: &proxytest.LogBuffer{}}
 	w.client = &http.Client{
 		Transport: &http.Transport{TLSClientConfig: ctls},
 		// The portal's redirects are what the tests look at.
