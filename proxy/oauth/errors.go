@@ -129,11 +129,25 @@ func (m *Manager) failed(key, mailbox, rt string, err error) error {
 		return rerr
 	case c == transient:
 		log.Warn("oauth: token request failed, will retry later")
-		return fmt.Errorf("%w: %w", ErrTransient, err)
+		return fmt.Errorf("%w: %w", ErrTransient, &reasonError{reason: reason, err: err})
 	}
 	log.Error("oauth: provider refused the client configuration")
 	return fmt.Errorf("%w (%w): %s", ErrConfig, ErrTransient, reason)
 }
+
+// reasonError shows classify's reason in place of err's own text: the text
+// of an *oauth2.RetrieveError without an OAuth error code (a 502 page from
+// a gateway, a 400 without a JSON body) is the whole response body, up to
+// 1 MiB, which may echo the request with its refresh token and client
+// secret. The login that gets the error logs it. err stays reachable for
+// errors.Is and errors.As.
+type reasonError struct {
+	reason string
+	err    error
+}
+
+func (e *reasonError) Error() string { return e.reason }
+func (e *reasonError) Unwrap() error { return e.err }
 
 // relinked reports whether the store holds a different refresh token than
 // the refused one: the mailbox was linked again while the old token was at
