@@ -85,6 +85,7 @@ func (m *Manager) refreshLocked(ctx context.Context, key, mailbox, seen string) 
 	if err != nil && e.pending.Refresh == "" {
 		return nil, fmt.Errorf("%w: load token: %w", ErrTransient, err)
 	}
+	stored := t.Refresh
 	if e.pending.Refresh != "" {
 		t = m.saveAgainLocked(key, mailbox, e.pending, t)
 	} else if m.usable(e, t, shareMargin(t)) || (t.Access != seen && m.usable(e, t, 0)) {
@@ -106,8 +107,35 @@ func (m *Manager) refreshLocked(ctx context.Context, key, mailbox, seen string) 
 	if err != nil {
 		return nil, m.told(start, m.failed(key, mailbox, rt, err))
 	}
-	m.saveRefreshed(key, mailbox, tok, rt)
 	m.told(start, nil)
+	return m.keep(key, mailbox, tok, rt, stored)
+}
+
+// keep saves a refresh's tokens if the store still holds the grant the
+// refresh started from: rt, or stored, what the store held under the lock
+// (older than rt when rt is a rotated token the store failed to save).
+// "account unlink" and a new link write the store without the refresh
+// lock, so either may have landed while the request was at the provider.
+// Saving then would link an unlinked mailbox again, or replace a new link
+// with the old grant. Unlinked: the tokens are dropped and the login gets
+// ErrRelink. Linked again: the new link stays, and the logins that waited
+// get this access token (it opens the mailbox) without it being cached. A
+// store that cannot be read says nothing: the tokens are saved as before.
+// (The store checks nothing at SaveToken, so an unlink between this read
+// and that write still loses; the window is one store round trip instead
+// of a whole refresh.)
+func (m *Manager) keep(key, mailbox string, tok *oauth2.Token, rt, stored string) (any, error) {
+	cur, err := m.store.LoadRefreshToken(m.ProviderName(), mailbox)
+	switch {
+	case err != nil || cur == rt || (cur == stored && stored != ""):
+		m.saveRefreshed(key, mailbox, tok, rt)
+	case cur == "":
+		m.cache.Delete(key)
+		m.log.Info("oauth: mailbox unlinked during a refresh; its tokens are dropped", "user", mailbox)
+		return nil, fmt.Errorf("%w: %s was unlinked during the refresh", ErrRelink, mailbox)
+	default:
+		m.log.Info("oauth: mailbox linked again during a refresh; the old grant's tokens are not kept", "user", mailbox)
+	}
 	return tok.AccessToken, nil
 }
 

@@ -339,3 +339,56 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// A refresh that is at the provider while an admin unlinks the mailbox
+// must not store the rotated refresh token: that would link the mailbox
+// again behind the admin's back, and its logins would go on working.
+func TestUnlinkDuringRefresh(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil)
+	m, store := linked(t, srv, alice)
+	held, resume := srv.Pause()
+	done := make(chan error, 1)
+	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
+	<-held
+	store.mu.Lock() // account unlink: the store forgets the grant, then Forget
+	delete(store.tokens, msKey+"/"+alice)
+	delete(store.access, msKey+"/"+alice)
+	store.mu.Unlock()
+	m.Forget(alice)
+	resume()
+	if err := <-done; !errors.Is(err, ErrRelink) {
+		t.Fatalf("refresh across an unlink: err = %v, want ErrRelink", err)
+	}
+	if rt := store.token(alice); rt != "" {
+		t.Fatal("the refresh stored a refresh token for an unlinked mailbox")
+	}
+	if _, err := m.Token(t.Context(), alice); !errors.Is(err, ErrRelink) {
+		t.Fatalf("Token after the unlink: %v, want ErrRelink", err)
+	}
+}
+
+// A refresh with the old grant that works while the mailbox is linked
+// again must leave the new link in the store, not the old grant's rotated
+// refresh token (a link again to add a scope, POP3 say, would be undone).
+func TestRelinkDuringSuccessfulRefresh(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil)
+	m, store := linked(t, srv, alice)
+	held, resume := srv.Pause()
+	done := make(chan error, 1)
+	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
+	<-held
+	fresh := srv.IssueRefreshToken(alice)
+	store.SaveRefreshToken(msKey, alice, fresh)
+	resume()
+	if err := <-done; err != nil {
+		t.Fatalf("the login waiting for the refresh: %v", err)
+	}
+	if store.token(alice) != fresh {
+		t.Fatal("the old grant's rotated refresh token replaced the new link")
+	}
+	if tok := mustToken(t, m, alice); !srv.ValidFor(tok, alice) || srv.Refreshes(alice) != 2 {
+		t.Fatalf("next login: valid=%v refreshes=%d, want a refresh with the new link", srv.ValidFor(tok, alice), srv.Refreshes(alice))
+	}
+}
