@@ -20,6 +20,12 @@ const (
 	// defaultLifetime is assumed when the provider sends no expires_in
 	// (optional per RFC 6749 section 5.1).
 	defaultLifetime = 10 * time.Minute
+	// maxLifetime caps expires_in. Microsoft's longest access tokens
+	// (continuous access evaluation) live up to 28 h; a larger value (the
+	// oauth2 package lets through up to 68 years) is a provider's mistake,
+	// and a token kept that long would be shared and reused until the
+	// upstream refuses it.
+	maxLifetime = 24 * time.Hour
 	// flightTimeout bounds one refresh, retries included. The flight is
 	// detached from the first caller's context so that a client giving up
 	// does not fail the others waiting on the same refresh.
@@ -217,16 +223,22 @@ func (m *Manager) refreshAt(tok *oauth2.Token) time.Time {
 	return m.replaceAt(m.expiry(tok))
 }
 
-// expiry is when tok stops working by the provider's word.
+// expiry is when tok stops working by the provider's word, within reason.
+// A lifetime in the past (a negative expires_in, or one so large that the
+// oauth2 package's Expiry overflowed) counts as none: taken as it is, the
+// token would be refreshed again at every login.
 func (m *Manager) expiry(tok *oauth2.Token) time.Time {
-	life := defaultLifetime
+	var life time.Duration
 	switch {
 	case tok.ExpiresIn > 0:
 		life = time.Duration(tok.ExpiresIn) * time.Second
 	case !tok.Expiry.IsZero():
 		life = time.Until(tok.Expiry)
 	}
-	return m.now().Add(life)
+	if life <= 0 {
+		life = defaultLifetime
+	}
+	return m.now().Add(min(life, maxLifetime))
 }
 
 // replaceAt is when a token expiring at expiry should be replaced: the
