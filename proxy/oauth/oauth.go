@@ -202,11 +202,29 @@ func New(opts *Options) (*Manager, error) {
 // turn into ErrTransient while the client still waits for its login reply.
 func defaultHTTPClient() *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		Proxy: http.ProxyFromEnvironment, DialContext: d.DialContext,
-		TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
-		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
-	}}
+	return &http.Client{Timeout: 10 * time.Second, CheckRedirect: noPostRedirect,
+		Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, DialContext: d.DialContext,
+			TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
+		}}
+}
+
+// noPostRedirect stops at a redirect of a POST: the token and device
+// authorization endpoints (RFC 6749 section 3.2, RFC 8628 section 3.1) are
+// fixed URLs, and on a 307 or 308 the client would send the form again,
+// with the refresh token, code or client secret, wherever the Location
+// points, plain http included. The redirect is then the answer, which the
+// oauth2 package reports as an error. GETs (OIDC discovery, the key set)
+// follow redirects as usual.
+func noPostRedirect(req *http.Request, via []*http.Request) error {
+	if via[0].Method != http.MethodGet && via[0].Method != http.MethodHead {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 { // net/http's own limit
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // ProviderName is "microsoft", "google" or "generic", the store's key.
