@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 )
 
 // SignatureHeader carries "sha256=" and the lowercase hex HMAC-SHA256 of
@@ -52,6 +54,13 @@ func (n *Notifier) postOnce(ctx context.Context, body []byte) (retry bool, err e
 	req.Header.Set(SignatureHeader, Sign(n.opts.WebhookSecret, body))
 	resp, err := n.opts.HTTPClient.Do(req)
 	if err != nil {
+		// *url.Error names the URL, and a webhook URL often carries the
+		// receiver's credential (Slack, Teams: in the path; others: in
+		// the query), which must not reach the log: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return true, fmt.Errorf("webhook post: %w", err)
 	}
 	drain(resp.Body)

@@ -6,10 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"mailgate/internal/proxytest"
 )
 
 // TestSign checks Sign against the example of GitHub's webhook
@@ -135,6 +139,30 @@ func TestWebhookUnreachable(t *testing.T) {
 	closeNow(t, n)
 	if got := len(w.all()); got != maxAttempts-1 {
 		t.Fatalf("%d waits, want %d", got, maxAttempts-1)
+	}
+}
+
+// TestWebhookURLNotLogged: Slack, Teams and many receivers take their
+// credential in the webhook URL's path or query, and a failed post's
+// *url.Error names the URL; the log gets only the cause.
+func TestWebhookURLNotLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var log proxytest.LogBuffer
+	n, _ := start(t, &Options{WebhookURL: "http://" + addr + "/hooks/T0001/s3cr3t-path?token=s3cr3t-query",
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	n.Notify("alice@example.com", NeedsRelink, "invalid_grant")
+	closeNow(t, n)
+	out := log.String()
+	if !strings.Contains(out, "webhook not delivered") {
+		t.Fatalf("no failure logged:\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Fatalf("the webhook URL's secret is in the log:\n%s", out)
 	}
 }
 

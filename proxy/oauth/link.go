@@ -195,7 +195,7 @@ func (m *Manager) finishLink(ctx context.Context, mailbox string, tok *oauth2.To
 		m.log.Warn("oauth: link refused", "user", mailbox, "err", err)
 		return err
 	}
-	if err := m.saveLink(mailbox, tok.RefreshToken); err != nil {
+	if err := m.saveLink(ctx, mailbox, tok.RefreshToken); err != nil {
 		return fmt.Errorf("oauth: save refresh token: %w", err)
 	}
 	m.put(m.key(mailbox), tok, "")

@@ -1,6 +1,11 @@
 package oauth
 
-import "golang.org/x/oauth2"
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/oauth2"
+)
 
 // The link states told to Options.OnLinkState. "unlinked" is the admin's
 // doing (proxy/admin tells it), never the manager's.
@@ -60,7 +65,19 @@ func (m *Manager) markDead(mailbox, reason string) {
 // saveLink stores a new link's refresh token and tells the change: from no
 // link, or from needs_relink. Linking a mailbox whose link was fine
 // changes nothing and tells nothing.
-func (m *Manager) saveLink(mailbox, rt string) error {
+//
+// It holds the refresh lock, as a refresh does from reading the store to
+// marking or saving: a link saved between a refresh's refusal of the old
+// token and its MarkRelink (which marks whatever token the store holds)
+// would be marked dead and told as needs_relink right after the user
+// linked again, and a refresh that works meanwhile would tell "linked"
+// twice. Under the lock the changes are read, stored and told in order.
+func (m *Manager) saveLink(ctx context.Context, mailbox, rt string) error {
+	unlock, err := m.store.LockRefresh(ctx, m.ProviderName(), mailbox)
+	if err != nil {
+		return fmt.Errorf("refresh lock: %w", err)
+	}
+	defer unlock()
 	linked, before, known := m.storedState(mailbox)
 	if err := m.store.SaveRefreshToken(m.ProviderName(), mailbox, rt); err != nil {
 		return err

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
+
+	"mailgate/store"
 )
 
 // LinkState makes memStore a LinkStateReader, as cmd's store is.
@@ -144,4 +148,73 @@ func TestLinkStateWithoutReader(t *testing.T) {
 	srv.RevokeRefreshTokens(alice)
 	failLogins(t, m, 10)
 	ev.expect(t, "dead grant", fmt.Sprint(alice, " ", StateNeedsRelink))
+}
+
+// relinkRaceStore is a real (bbolt) store that runs a hook just before
+// MarkRelink, and signals when LockRefresh is called after the hook began:
+// the hook's link then waits for the lock the refresh holds.
+type relinkRaceStore struct {
+	*store.Store
+	beforeMark func()
+	linking    atomic.Bool
+	atLock     chan struct{}
+}
+
+func (s *relinkRaceStore) MarkRelink(provider, mailbox, reason string) error {
+	if s.beforeMark != nil {
+		s.beforeMark()
+	}
+	return s.Store.MarkRelink(provider, mailbox, reason)
+}
+
+func (s *relinkRaceStore) LockRefresh(ctx context.Context, provider, mailbox string) (func(), error) {
+	if s.linking.Load() {
+		close(s.atLock)
+	}
+	return s.Store.LockRefresh(ctx, provider, mailbox)
+}
+
+// TestLinkStateRelinkDuringRefresh: a re-link that lands while a refresh of
+// the old, dead token is between the provider's refusal and MarkRelink
+// must not be marked dead. The link waits for the refresh lock, so the
+// changes are told in the order they happen (needs_relink, then linked)
+// and the store ends linked. Before, the link saved its token unlocked,
+// told nothing (the store still looked healthy) and MarkRelink then marked
+// the new link: a needs_relink webhook and mail right after the user
+// signed in again, and the gauge wrong until the next refresh.
+func TestLinkStateRelinkDuringRefresh(t *testing.T) {
+	srv := newServer(t, nil)
+	in := openInstances(t, "", 1)
+	st := &relinkRaceStore{Store: in.stores[0], atLock: make(chan struct{})}
+	if err := st.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice)); err != nil {
+		t.Fatal(err)
+	}
+	var ev linkEvents
+	m := hooked(t, delegatedOptions(srv, st), &ev)
+	srv.RevokeRefreshTokens(alice)
+
+	linkDone := make(chan error, 1)
+	st.beforeMark = func() {
+		st.beforeMark = nil // once; the refresh runs it with no link under way
+		st.linking.Store(true)
+		tok := &oauth2.Token{AccessToken: srv.MintAccessToken(alice), RefreshToken: srv.IssueRefreshToken(alice)}
+		go func() { linkDone <- m.LinkToken(context.Background(), alice, tok) }()
+		select {
+		case <-st.atLock: // the link waits for the refresh: go on marking
+		case err := <-linkDone: // the link went through unlocked
+			linkDone <- err
+		case <-time.After(10 * time.Second):
+			t.Error("the link neither finished nor took the refresh lock")
+		}
+	}
+	if _, err := m.Token(t.Context(), alice); !errors.Is(err, ErrRelink) {
+		t.Fatalf("Token: %v, want ErrRelink", err)
+	}
+	if err := <-linkDone; err != nil {
+		t.Fatalf("LinkToken: %v", err)
+	}
+	ev.expect(t, "refresh refused, then re-link", alice+" "+StateNeedsRelink, alice+" "+StateLinked)
+	if linked, relink, err := st.LinkState(msKey, alice); err != nil || !linked || relink != "" {
+		t.Fatalf("after the re-link: LinkState = %v, %q, %v; want linked and fine", linked, relink, err)
+	}
 }
