@@ -163,6 +163,11 @@ type UnlinkResult struct {
 // access tokens, then ends its live sessions. Its app passwords stay but
 // fail to log in until the mailbox is linked again.
 func (s *Service) Unlink(ctx context.Context, a UnlinkArgs) (UnlinkResult, error) {
+	unlock, err := s.lockRefresh(ctx, a.Mailbox)
+	if err != nil {
+		return UnlinkResult{}, storeError(err)
+	}
+	defer unlock()
 	if err := s.store.Unlink(a.Mailbox); errors.Is(err, store.ErrNotFound) {
 		return UnlinkResult{}, WithHint(fmt.Errorf("%s is not linked", a.Mailbox),
 			`see linked mailboxes with "mailgate account list"`)
@@ -185,4 +190,18 @@ func (s *Service) Unlink(ctx context.Context, a UnlinkArgs) (UnlinkResult, error
 		s.onLink(m, LinkUnlinked, "unlinked by an admin")
 	}
 	return UnlinkResult{Mailbox: a.Mailbox, Passwords: len(ps), Sessions: n}, nil
+}
+
+// lockRefresh holds the mailbox's refresh lock (all instances') while an
+// unlink runs: a refresh that read the grant before the unlink would
+// otherwise save its rotated token after it and link the mailbox again
+// behind the admin's back. The unlink waits for such a refresh (at most
+// its 30 s flight), and one that starts after it finds no grant. Without
+// OAuth, or for what is not a mailbox, there is nothing to wait for.
+func (s *Service) lockRefresh(ctx context.Context, mailbox string) (func(), error) {
+	m, err := store.CanonicalMailbox(mailbox)
+	if s.oauth == nil || err != nil {
+		return func() {}, nil
+	}
+	return s.store.LockRefresh(ctx, s.oauth.ProviderName(), m)
 }

@@ -202,3 +202,46 @@ func TestErrors(t *testing.T) {
 		t.Errorf("relative backup path: %#v", err)
 	}
 }
+
+// TestUnlinkWaitsForRefresh: an unlink waits for a refresh in flight (the
+// refresh lock), which would otherwise save its rotated token after the
+// unlink and link the mailbox again.
+func TestUnlinkWaitsForRefresh(t *testing.T) {
+	st := openStore(t)
+	m, err := oauth.New(&oauth.Options{Provider: oauth.Generic, ClientID: "test", Store: st,
+		TokenURL: "http://127.0.0.1:1/token", DeviceAuthURL: "http://127.0.0.1:1/device"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mailbox = "ann@example.com"
+	if err := st.SaveRefreshToken(m.ProviderName(), mailbox, "rt-1"); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := st.LockRefresh(context.Background(), m.ProviderName(), mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := admin.New(&admin.Options{Store: st, OAuth: m})
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Unlink(context.Background(), admin.UnlinkArgs{Mailbox: mailbox})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // time enough for an unlink that does not wait
+	// The refresh, still holding the lock, saves its rotated token.
+	if err := st.SaveRefreshToken(m.ProviderName(), mailbox, "rt-2"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("unlink ran while a refresh held the lock: %v", err)
+	default:
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rt, err := st.LoadRefreshToken(m.ProviderName(), mailbox); err != nil || rt != "" {
+		t.Fatalf("after the unlink: refresh token %q, %v; want none", rt, err)
+	}
+}
