@@ -8,10 +8,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
-	"golang.org/x/oauth2"
 	"mailgate/internal/fakeidp"
+
+	"golang.org/x/oauth2"
 )
 
 func TestClientCredentialsSharedPerTenant(t *testing.T) {
@@ -140,6 +142,9 @@ func TestClassify(t *testing.T) {
 			Body: []byte(`{"error":"invalid_grant","error_description":"Invalid email or User ID"}`)},
 			dead, "invalid_grant: Invalid email or User ID"},
 		{errors.New("dial tcp: connection refused"), transient, "dial tcp: connection refused"},
+		// A provider's overlong texts are cut, between characters.
+		{re(400, strings.Repeat("x", 100), ""), config, strings.Repeat("x", 64)},
+		{re(400, "invalid_grant", strings.Repeat("a", 299)+"é and more"), dead, "invalid_grant: " + strings.Repeat("a", 299)},
 	}
 	for _, tt := range tests {
 		if c, r := classify(tt.err); c != tt.want || r != tt.reason {

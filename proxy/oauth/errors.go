@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 )
@@ -80,11 +81,28 @@ func errorFields(re *oauth2.RetrieveError) (code, desc string) {
 	}
 	// Microsoft appends trace and correlation IDs on further lines.
 	desc, _, _ = strings.Cut(desc, "\n")
-	desc = strings.TrimSpace(desc)
-	if len(desc) > 300 {
-		desc = desc[:300]
+	return clip(strings.TrimSpace(code), maxCodeLen), clip(strings.TrimSpace(desc), maxDescLen)
+}
+
+// Bounds on the provider's error text, which goes into logs, the alert
+// webhook's reason and the mail to a user whose link died (whose lines
+// RFC 5322 section 2.1.1 caps at 998 characters): RFC 6749 section 5.2's
+// codes are single words, Microsoft's descriptions start with the
+// AADSTS code and its sentence.
+const (
+	maxCodeLen = 64
+	maxDescLen = 300
+)
+
+// clip keeps at most n bytes of s, whole UTF-8 characters only.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return code, desc
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // retry calls f up to maxAttempts times while it fails transiently, with
