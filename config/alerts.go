@@ -65,14 +65,19 @@ func (d *doc) resolveWebhookSecret(c *Config) error {
 }
 
 // checkWebhookURL: the posts name mailboxes, so https, or plain http only
-// to a receiver on the same host.
+// to a receiver on the same host. The errors do not quote the URL: many
+// receivers (Slack, Teams, ?token=) carry their credential in it, and the
+// file and line already point at it.
 func (d *doc) checkWebhookURL(s string) error {
 	u, err := url.Parse(s)
 	switch {
-	case err != nil || u.Host == "" || u.Opaque != "" || u.User != nil:
-		return d.errorf("alerts.webhook.url", "%q is not a URL such as https://hooks.example.com/mailgate", s)
+	case err == nil && u.User != nil:
+		return d.errorf("alerts.webhook.url", "has a user name or password in it, which mailgate does not send; "+
+			"let the receiver check X-Mailgate-Signature instead")
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return d.errorf("alerts.webhook.url", "is not a URL such as https://hooks.example.com/mailgate")
 	case u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())):
-		return d.errorf("alerts.webhook.url", "%q is not https (http only to a loopback host such as http://127.0.0.1:9000/hook)", s)
+		return d.errorf("alerts.webhook.url", "is not https (http only to a loopback host such as http://127.0.0.1:9000/hook)")
 	}
 	return nil
 }

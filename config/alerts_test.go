@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,7 @@ func TestAlertsErrors(t *testing.T) {
 		{"url without secret", y("alerts:", "  webhook:", "    url: https://h.example/x"), 2, "alerts.webhook.secret_file", "required"},
 		{"plain http", y("alerts:", "  webhook:", "    url: http://h.example/x", "    secret_file: s"), 3, "alerts.webhook.url", "not https"},
 		{"not a url", y("alerts:", "  webhook:", "    url: h.example/x", "    secret_file: s"), 3, "alerts.webhook.url", "not a URL"},
+		{"credentials", y("alerts:", "  webhook:", "    url: https://hook:s3cret@h.example/x", "    secret_file: s"), 3, "alerts.webhook.url", "user name or password"},
 		{"bad from", y("alerts:", "  mail:", "    from: it"), 3, "alerts.mail.from", "not a mailbox"},
 		{"unknown key", y("alerts:", "  webhook:", "    secret: s"), 3, "alerts.webhook.secret", ""},
 	}
@@ -50,6 +52,9 @@ func TestAlertsErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("m.yaml", []byte(withOAuth(tt.yaml)))
 			wantError(t, err, "m.yaml", tt.line, tt.key, tt.msg)
+			if err != nil && strings.Contains(err.Error(), "h.example") {
+				t.Errorf("the error quotes the URL, which may carry a credential: %v", err)
+			}
 		})
 	}
 }
