@@ -1,34 +1,15 @@
 package oauth
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
+	"mailgate/internal/proxytest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 )
-
-// lockedBuf is a log destination safe for the logs of concurrent flights.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // echoGateway plays a gateway in front of the token endpoint that answers
 // status with an HTML page echoing the request body, as some WAF and proxy
@@ -69,7 +50,7 @@ func TestErrorHidesResponseBody(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			gw := echoGateway(t, http.StatusBadGateway)
-			var logs lockedBuf
+			var logs proxytest.LogBuffer
 			o := c.opts(gw.URL)
 			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			m := newManager(t, o)
