@@ -14,8 +14,8 @@ import (
 const DefaultShutdownQuiet = time.Second
 
 // goodbyeTimeout bounds writing the goodbye line to a client that does not
-// read.
-const goodbyeTimeout = 5 * time.Second
+// read. A variable for tests.
+var goodbyeTimeout = 5 * time.Second
 
 // QuietConn wraps a relayed client connection. Its writes come from the
 // relay (upstream to client); it records when the last one ended, so that
@@ -79,8 +79,15 @@ func (c *QuietConn) EndIfQuiet(quiet time.Duration, goodbye string) bool {
 	}
 	c.closed = true
 	if goodbye != "" {
+		// The deadline alone does not bound this write: while the client
+		// sends, the relay's other direction pushes the write deadline
+		// the idle timeout ahead (relay.touch), and Shutdown, which asks
+		// one session after another, would wait for as long. Past
+		// goodbyeTimeout the session ends under the write.
+		giveUp := time.AfterFunc(goodbyeTimeout, c.end)
 		c.Conn.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
 		c.Conn.Write([]byte(goodbye))
+		giveUp.Stop()
 	}
 	c.mu.Unlock()
 	c.end()

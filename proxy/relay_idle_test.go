@@ -9,6 +9,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"mailgate/internal/selfsigned"
 )
 
 // A quiet session gives its big copy buffers back: only the small waiting
@@ -98,5 +100,67 @@ func roundTrip(t *testing.T, from, to net.Conn, msg []byte) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Shutdown's goodbye to a client that reads nothing gives up after
+// goodbyeTimeout even while the client keeps sending: the relay's other
+// direction then pushes the connection's write deadline idle ahead
+// (touch), past the goodbye's own, and Shutdown, which asks its sessions
+// one after the other on one goroutine, would wait as long as the client
+// sends, past its grace period. The bound is a hang guard.
+func TestRelayGoodbyeBoundedWhileClientSends(t *testing.T) {
+	defer func(d time.Duration) { goodbyeTimeout = d }(goodbyeTimeout)
+	goodbyeTimeout = 300 * time.Millisecond
+	cert, err := selfsigned.New(&selfsigned.Options{Hosts: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near, far := tcpPair(t)
+	proxyClient := tls.Server(near, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})
+	client := tls.Client(far, &tls.Config{RootCAs: cert.Pool, ServerName: "localhost"})
+	go client.Handshake()
+	if err := proxyClient.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing: fill what the kernel holds toward it,
+	// under the TLS, so that the goodbye cannot be written. Until a write
+	// gets nothing in: one cut short may leave room that loopback's window
+	// updates then grow.
+	junk := make([]byte, 64<<10)
+	for {
+		near.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := near.Write(junk); err != nil && n == 0 {
+			break
+		}
+	}
+	near.SetWriteDeadline(time.Time{})
+	proxyUp, upstream := tcpPair(t)
+	go io.Copy(io.Discard, upstream)
+	qc := NewQuietConn(proxyClient, func() { proxyClient.Close(); proxyUp.Close() })
+	go Relay(qc, proxyUp, nil, nil, 400*time.Millisecond, RelayCounters{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // an APPEND, a byte every 10 ms
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, err := client.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	ended := make(chan bool, 1)
+	go func() { ended <- qc.EndIfQuiet(0, "* BYE shutting down\r\n") }()
+	select {
+	case ok := <-ended:
+		if !ok {
+			t.Fatal("a quiet session did not end")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the goodbye to a client that reads nothing is still being written after 20 s")
 	}
 }
