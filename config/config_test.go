@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // y joins lines into a YAML text, so a case's line numbers can be counted
@@ -235,5 +236,30 @@ func TestParseEmpty(t *testing.T) {
 		if err != nil && err.Error() != "mailgate.yaml: empty config" {
 			t.Errorf("Parse(%q) = %q, want \"mailgate.yaml: empty config\"", s, err)
 		}
+	}
+}
+
+// TestParseMergeBomb: merge keys whose lists repeat an alias, nested ten
+// deep in under 1 KB, expand to 9^10 mappings. Parse must refuse such a
+// file quickly instead of spinning (config check, serve and SIGHUP all
+// parse), as yaml itself refuses an alias bomb.
+func TestParseMergeBomb(t *testing.T) {
+	s := "{tls: implicit}"
+	for i := range 10 {
+		s = fmt.Sprintf("{<<: [&a%d %s%s]}", i, s, strings.Repeat(fmt.Sprintf(", *a%d", i), 8))
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("m.yaml", []byte(withOAuth("imap:\n  upstream: "+s+"\n")))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var e *Error
+		if err == nil || !errors.As(err, &e) || e.File != "m.yaml" {
+			t.Errorf("Parse = %v, want a *config.Error naming m.yaml", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Parse still running after 10s")
 	}
 }

@@ -113,17 +113,20 @@ func (c *checker) duplicate(n *yaml.Node) bool {
 
 // merge checks the mappings a "<<" key merges into the one at key (YAML
 // merge key type). Values that are no mapping are left to yaml, which
-// refuses them.
+// refuses them. An alias goes to node as it is, so that its mapping is
+// checked once however often it is merged: merges that repeat an alias,
+// nested, would otherwise be walked exponentially often.
 func (c *checker) merge(v *yaml.Node, t reflect.Type, key string) {
 	items := []*yaml.Node{v}
 	if v.Kind == yaml.SequenceNode {
 		items = v.Content
 	}
 	for _, m := range items {
+		target := m
 		if m.Kind == yaml.AliasNode && m.Alias != nil {
-			m = m.Alias
+			target = m.Alias
 		}
-		if m.Kind == yaml.MappingNode {
+		if target.Kind == yaml.MappingNode {
 			c.node(m, t, key)
 		}
 	}
