@@ -263,3 +263,26 @@ func TestParseMergeBomb(t *testing.T) {
 		t.Fatal("Parse still running after 10s")
 	}
 }
+
+// TestParseManyKeys: a file of 100,000 distinct keys (1 MB) is refused in
+// well under a second; the check for keys written twice compared every
+// pair, 40 s of CPU for this file.
+func TestParseManyKeys(t *testing.T) {
+	var b strings.Builder
+	for i := range 100000 {
+		fmt.Fprintf(&b, "k%d: 1\n", i)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("m.yaml", []byte(b.String()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Parse accepted 100,000 unknown keys")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Parse still running after 20s")
+	}
+}
