@@ -210,6 +210,11 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"mapping for a list", y("imap:", "  listen:", "    address: :993"), 3, "imap.listen", "want a list, got a mapping"},
 		{"list for text", y("hostname: [a, b]"), 1, "hostname", "want text, got a list"},
 		{"text for a duration", y("limits:", "  lockout: soon"), 2, "limits.lockout", "want a duration such as 30s, got text"},
+		// yaml cuts a fraction off when it decodes into an integer: 2.9
+		// would silently become 2
+		{"fraction for a number", y("accounts:", "  max_passwords: 2.9"), 2, "accounts.max_passwords", "want a whole number, got 2.9"},
+		{"fraction for a limit", y("limits: { connections: 99.99 }"), 1, "limits.connections", "want a whole number, got 99.99"},
+		{"fraction for a size", y("smtp:", "  max_message_size: 2.5e-3"), 2, "smtp.max_message_size", "want a whole number, got 2.5e-3"},
 		{"unknown key in a merged mapping", y("<<: { hostnme: h }"), 1, "hostnme", "unknown key"},
 		{"wrong kind through an alias", y("tls: { ciphers: &c [TLS_AES_128_GCM_SHA256] }", "imap:", "  listen:",
 			`    - { address: ":993", tls: implicit, force: *c }`), 1, "imap.listen[0].force", "want true or false, got a list"},
@@ -284,5 +289,14 @@ func TestParseManyKeys(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Parse still running after 20s")
+	}
+}
+
+// TestParseWholeFloat: a number in float notation that is whole is
+// taken as it is.
+func TestParseWholeFloat(t *testing.T) {
+	c := mustParse(t, "m.yaml", withOAuth(y("smtp:", "  max_message_size: 2.5e7")))
+	if c.SMTP.MaxMessageSize != 25000000 {
+		t.Errorf("max_message_size = %d, want 25000000", c.SMTP.MaxMessageSize)
 	}
 }

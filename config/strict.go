@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -68,8 +69,19 @@ func (c *checker) node(n *yaml.Node, t reflect.Type, key string) {
 	default:
 		if n.Decode(reflect.New(t).Interface()) != nil {
 			c.fail(n.Line, key, "want %s, got %s", typeWords(t), tagWords(n.ShortTag()))
+		} else if cutsFraction(n, t) {
+			c.fail(n.Line, key, "want a whole number, got %s", n.Value)
 		}
 	}
+}
+
+// cutsFraction reports whether yaml, decoding n into an integer field of
+// type t, dropped a fraction (2.9 becomes 2). A whole float such as 2.5e7
+// is taken as it is.
+func cutsFraction(n *yaml.Node, t reflect.Type) bool {
+	var f float64
+	return t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && n.ShortTag() == "!!float" &&
+		n.Decode(&f) == nil && f != math.Trunc(f)
 }
 
 // mapping checks the keys of n against the fields of struct type t.
