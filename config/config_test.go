@@ -225,6 +225,9 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"syntax", y("hostname: h", "imap:", "  listen: [", "store: {"), 0, "", "yaml: line 4: did not find expected"},
 		{"duplicate key", y("hostname: a", "hostname: b"), 2, "", `mapping key "hostname" already defined at line 1`},
 		{"second document", y("hostname: a", "---", "hostname: b"), 2, "", "second yaml document"},
+		// yaml says only "invalid leading UTF-8 octet", without a line
+		{"latin-1 in a comment", y("hostname: a", "imap:", "  # caf\xe9", "  listen: []"), 3, "", "not UTF-8 (byte 0xe9)"},
+		{"latin-1 in a value", y("hostname: caf\xe9"), 1, "", "not UTF-8 (byte 0xe9)"},
 		{"second empty document", y("hostname: a", "...", "---"), 3, "", "second yaml document"},
 		{"top-level list", y("", "- hostname: a"), 2, "", "want a mapping"},
 		{"top-level text", y("mailgate"), 1, "", "want a mapping"},
