@@ -107,6 +107,10 @@ func TestParseErrors(t *testing.T) {
 			3, "imap.listen[0].ciphers", "tls: none"},
 		{"negative grace", y("shutdown_grace: -1s"), 1, "shutdown_grace", "negative"},
 		{"grace not a duration", y("shutdown_grace: soon"), 1, "shutdown_grace", ""},
+		// yaml takes no bare number for a duration, not even 0: the
+		// messages and docs say 0s
+		{"grace without unit", y("shutdown_grace: 0"), 1, "shutdown_grace", "want a duration such as 30s, got a number"},
+		{"negative grace says 0s", y("shutdown_grace: -1s"), 1, "shutdown_grace", "(0s closes sessions at once)"},
 		{"cert without key", y("hostname: h", "tls:", "  cert_file: a.crt"), 2, "tls.key_file", "required when tls.cert_file is set"},
 		{"key without cert", y("tls:", "  key_file: a.key"), 1, "tls.cert_file", "required when tls.key_file is set"},
 		{"upstream without port", y("imap:", "  upstream:", "    address: outlook.office365.com"),
