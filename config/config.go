@@ -9,7 +9,9 @@ package config
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -229,9 +231,9 @@ func Find(flagValue string) string {
 // store.dsn_file). It refuses those files and store.key_file when users they
 // are not meant for may read or change them (checkMode).
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	c, d, err := parse(path, data)
 	if err != nil {
@@ -241,6 +243,28 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// maxFileSize bounds the config file. A config is a few kilobytes; the
+// bound keeps a wrong -config (a database, /dev/zero) from being read until
+// memory runs out.
+const maxFileSize = 1 << 20
+
+// readFile reads the config file, at most maxFileSize bytes of it.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, &Error{File: path, Err: errors.New("larger than 1 MiB; a config is a few kilobytes (is this the config file?)")}
+	}
+	return data, nil
 }
 
 // Parse decodes and validates a config; name is the file name used in

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // y joins lines into a YAML text, so a case's line numbers can be counted
@@ -106,6 +107,10 @@ func TestParseErrors(t *testing.T) {
 			3, "imap.listen[0].ciphers", "tls: none"},
 		{"negative grace", y("shutdown_grace: -1s"), 1, "shutdown_grace", "negative"},
 		{"grace not a duration", y("shutdown_grace: soon"), 1, "shutdown_grace", ""},
+		// yaml takes no bare number for a duration, not even 0: the
+		// messages and docs say 0s
+		{"grace without unit", y("shutdown_grace: 0"), 1, "shutdown_grace", "want a duration such as 30s, got a number"},
+		{"negative grace says 0s", y("shutdown_grace: -1s"), 1, "shutdown_grace", "(0s closes sessions at once)"},
 		{"cert without key", y("hostname: h", "tls:", "  cert_file: a.crt"), 2, "tls.key_file", "required when tls.cert_file is set"},
 		{"key without cert", y("tls:", "  key_file: a.key"), 1, "tls.cert_file", "required when tls.key_file is set"},
 		{"upstream without port", y("imap:", "  upstream:", "    address: outlook.office365.com"),
@@ -209,6 +214,11 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"mapping for a list", y("imap:", "  listen:", "    address: :993"), 3, "imap.listen", "want a list, got a mapping"},
 		{"list for text", y("hostname: [a, b]"), 1, "hostname", "want text, got a list"},
 		{"text for a duration", y("limits:", "  lockout: soon"), 2, "limits.lockout", "want a duration such as 30s, got text"},
+		// yaml cuts a fraction off when it decodes into an integer: 2.9
+		// would silently become 2
+		{"fraction for a number", y("accounts:", "  max_passwords: 2.9"), 2, "accounts.max_passwords", "want a whole number, got 2.9"},
+		{"fraction for a limit", y("limits: { connections: 99.99 }"), 1, "limits.connections", "want a whole number, got 99.99"},
+		{"fraction for a size", y("smtp:", "  max_message_size: 2.5e-3"), 2, "smtp.max_message_size", "want a whole number, got 2.5e-3"},
 		{"unknown key in a merged mapping", y("<<: { hostnme: h }"), 1, "hostnme", "unknown key"},
 		{"wrong kind through an alias", y("tls: { ciphers: &c [TLS_AES_128_GCM_SHA256] }", "imap:", "  listen:",
 			`    - { address: ":993", tls: implicit, force: *c }`), 1, "imap.listen[0].force", "want true or false, got a list"},
@@ -219,6 +229,9 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"syntax", y("hostname: h", "imap:", "  listen: [", "store: {"), 0, "", "yaml: line 4: did not find expected"},
 		{"duplicate key", y("hostname: a", "hostname: b"), 2, "", `mapping key "hostname" already defined at line 1`},
 		{"second document", y("hostname: a", "---", "hostname: b"), 2, "", "second yaml document"},
+		// yaml says only "invalid leading UTF-8 octet", without a line
+		{"latin-1 in a comment", y("hostname: a", "imap:", "  # caf\xe9", "  listen: []"), 3, "", "not UTF-8 (byte 0xe9)"},
+		{"latin-1 in a value", y("hostname: caf\xe9"), 1, "", "not UTF-8 (byte 0xe9)"},
 		{"second empty document", y("hostname: a", "...", "---"), 3, "", "second yaml document"},
 		{"top-level list", y("", "- hostname: a"), 2, "", "want a mapping"},
 		{"top-level text", y("mailgate"), 1, "", "want a mapping"},
@@ -235,5 +248,62 @@ func TestParseEmpty(t *testing.T) {
 		if err != nil && err.Error() != "mailgate.yaml: empty config" {
 			t.Errorf("Parse(%q) = %q, want \"mailgate.yaml: empty config\"", s, err)
 		}
+	}
+}
+
+// TestParseMergeBomb: merge keys whose lists repeat an alias, nested ten
+// deep in under 1 KB, expand to 9^10 mappings. Parse must refuse such a
+// file quickly instead of spinning (config check, serve and SIGHUP all
+// parse), as yaml itself refuses an alias bomb.
+func TestParseMergeBomb(t *testing.T) {
+	s := "{tls: implicit}"
+	for i := range 10 {
+		s = fmt.Sprintf("{<<: [&a%d %s%s]}", i, s, strings.Repeat(fmt.Sprintf(", *a%d", i), 8))
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("m.yaml", []byte(withOAuth("imap:\n  upstream: "+s+"\n")))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var e *Error
+		if err == nil || !errors.As(err, &e) || e.File != "m.yaml" {
+			t.Errorf("Parse = %v, want a *config.Error naming m.yaml", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Parse still running after 10s")
+	}
+}
+
+// TestParseManyKeys: a file of 100,000 distinct keys (1 MB) is refused in
+// well under a second; the check for keys written twice compared every
+// pair, 40 s of CPU for this file.
+func TestParseManyKeys(t *testing.T) {
+	var b strings.Builder
+	for i := range 100000 {
+		fmt.Fprintf(&b, "k%d: 1\n", i)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("m.yaml", []byte(b.String()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Parse accepted 100,000 unknown keys")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Parse still running after 20s")
+	}
+}
+
+// TestParseWholeFloat: a number in float notation that is whole is
+// taken as it is.
+func TestParseWholeFloat(t *testing.T) {
+	c := mustParse(t, "m.yaml", withOAuth(y("smtp:", "  max_message_size: 2.5e7")))
+	if c.SMTP.MaxMessageSize != 25000000 {
+		t.Errorf("max_message_size = %d, want 25000000", c.SMTP.MaxMessageSize)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -76,6 +77,25 @@ func (d *doc) yamlError(err error) error {
 	return &Error{File: d.file, Err: err}
 }
 
+// syntaxError wraps an error of yaml's parser. yaml names no line for
+// bytes that are not UTF-8 (a Latin-1 "é" from an old editor), so such a
+// file is refused at the line of the first one instead. A file with a
+// UTF-16 byte order mark is left to yaml, which reads UTF-16.
+func (d *doc) syntaxError(data []byte, err error) error {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return d.yamlError(err)
+	}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 {
+			line := 1 + bytes.Count(data[:i], []byte("\n"))
+			return &Error{File: d.file, Line: line, Err: fmt.Errorf("not UTF-8 (byte %#x); save the file as UTF-8", data[i])}
+		}
+		i += size
+	}
+	return d.yamlError(err)
+}
+
 // document returns the top-level mapping of the only document in data.
 func (d *doc) document(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -83,12 +103,12 @@ func (d *doc) document(data []byte) (*yaml.Node, error) {
 	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
 		return nil, &Error{File: d.file, Err: ErrEmpty}
 	} else if err != nil {
-		return nil, d.yamlError(err)
+		return nil, d.syntaxError(data, err)
 	}
 	if err := dec.Decode(&next); err == nil {
 		return nil, &Error{File: d.file, Line: next.Line, Err: ErrMultipleDocuments}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, d.yamlError(err)
+		return nil, d.syntaxError(data, err)
 	}
 	if len(root.Content) == 0 {
 		return nil, &Error{File: d.file, Err: ErrEmpty}

@@ -97,6 +97,19 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
+// TestLoadTooLarge: a config is a few kilobytes. A file over the limit,
+// or an endless one such as /dev/zero given by mistake, is refused by name
+// after reading at most the limit, instead of read until memory runs out.
+func TestLoadTooLarge(t *testing.T) {
+	big := strings.Repeat("# padding\n", maxFileSize/10+1)
+	dir := writeFiles(t, map[string]string{"mailgate.yaml": big})
+	file := filepath.Join(dir, "mailgate.yaml")
+	for _, f := range []string{file, "/dev/zero"} {
+		_, err := Load(f)
+		wantError(t, err, f, 0, "", "larger than 1 MiB")
+	}
+}
+
 // TestTestdata loads the example files that cmd, the docs and the
 // acceptance checks point at.
 func TestTestdata(t *testing.T) {

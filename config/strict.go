@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -68,8 +69,19 @@ func (c *checker) node(n *yaml.Node, t reflect.Type, key string) {
 	default:
 		if n.Decode(reflect.New(t).Interface()) != nil {
 			c.fail(n.Line, key, "want %s, got %s", typeWords(t), tagWords(n.ShortTag()))
+		} else if cutsFraction(n, t) {
+			c.fail(n.Line, key, "want a whole number, got %s", n.Value)
 		}
 	}
+}
+
+// cutsFraction reports whether yaml, decoding n into an integer field of
+// type t, dropped a fraction (2.9 becomes 2). A whole float such as 2.5e7
+// is taken as it is.
+func cutsFraction(n *yaml.Node, t reflect.Type) bool {
+	var f float64
+	return t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && n.ShortTag() == "!!float" &&
+		n.Decode(&f) == nil && f != math.Trunc(f)
 }
 
 // mapping checks the keys of n against the fields of struct type t.
@@ -96,34 +108,45 @@ func (c *checker) mapping(n *yaml.Node, t reflect.Type, key string) {
 	}
 }
 
-// duplicate reports a key written twice in one mapping, as yaml does.
+// duplicate reports a key written twice in one mapping, as yaml does
+// (same kind and value), in one pass: comparing every pair of keys took
+// minutes on a file of a few megabytes.
 func (c *checker) duplicate(n *yaml.Node) bool {
+	type keyID struct {
+		kind  yaml.Kind
+		value string
+	}
+	first := map[keyID]*yaml.Node{}
 	found := false
 	for i := 0; i < len(n.Content); i += 2 {
-		for j := i + 2; j < len(n.Content); j += 2 {
-			ki, kj := n.Content[i], n.Content[j]
-			if ki.Kind == kj.Kind && ki.Value == kj.Value {
-				c.fail(kj.Line, "", "mapping key %q already defined at line %d", kj.Value, ki.Line)
-				found = true
-			}
+		k := n.Content[i]
+		id := keyID{k.Kind, k.Value}
+		if f, dup := first[id]; dup {
+			c.fail(k.Line, "", "mapping key %q already defined at line %d", k.Value, f.Line)
+			found = true
+			continue
 		}
+		first[id] = k
 	}
 	return found
 }
 
 // merge checks the mappings a "<<" key merges into the one at key (YAML
 // merge key type). Values that are no mapping are left to yaml, which
-// refuses them.
+// refuses them. An alias goes to node as it is, so that its mapping is
+// checked once however often it is merged: merges that repeat an alias,
+// nested, would otherwise be walked exponentially often.
 func (c *checker) merge(v *yaml.Node, t reflect.Type, key string) {
 	items := []*yaml.Node{v}
 	if v.Kind == yaml.SequenceNode {
 		items = v.Content
 	}
 	for _, m := range items {
+		target := m
 		if m.Kind == yaml.AliasNode && m.Alias != nil {
-			m = m.Alias
+			target = m.Alias
 		}
-		if m.Kind == yaml.MappingNode {
+		if target.Kind == yaml.MappingNode {
 			c.node(m, t, key)
 		}
 	}

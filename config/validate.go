@@ -272,7 +272,7 @@ func (d *doc) checkLog(c *Config) error {
 
 func (d *doc) checkShutdown(c *Config) error {
 	if c.ShutdownGrace < 0 {
-		return d.errorf("shutdown_grace", "%v is negative (0 closes sessions at once)", c.ShutdownGrace)
+		return d.errorf("shutdown_grace", "%v is negative (0s closes sessions at once)", c.ShutdownGrace)
 	}
 	return nil
 }

@@ -17,6 +17,13 @@ import (
 	"mailgate/store"
 )
 
+// answerTimeout bounds the wait for the daemon's answer, so that a daemon
+// that takes the request but hangs (stopped, stuck) ends the command with a
+// hint. The slowest operation, an unlink that waits for a refresh (at most
+// 30 s), takes far less. account link, which waits for a person, has no
+// bound: Ctrl-C ends it.
+var answerTimeout = 2 * time.Minute
+
 // call runs an admin operation: through the daemon's socket when it runs,
 // else on the store opened here. The result is the operation's JSON.
 func (e *env) call(f *flags, op string, args any, onEvent admin.EventFunc) (json.RawMessage, error) {
@@ -27,7 +34,7 @@ func (e *env) call(f *flags, op string, args any, onEvent admin.EventFunc) (json
 	c, err := net.DialTimeout("unix", cfg.Admin.Socket, 2*time.Second)
 	switch {
 	case err == nil:
-		return admin.Call(e.ctx, c, op, args, onEvent)
+		return e.callDaemon(c, cfg.Admin.Socket, op, args, onEvent)
 	case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
 		return callLocal(e.ctx, cfg, op, args, onEvent)
 	case errors.Is(err, os.ErrPermission):
@@ -35,6 +42,23 @@ func (e *env) call(f *flags, op string, args any, onEvent admin.EventFunc) (json
 			"run this as root or as the user the daemon runs as")
 	}
 	return nil, fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
+}
+
+// callDaemon runs the operation in the daemon over c, waiting at most
+// answerTimeout unless the operation asks the admin for input (onEvent).
+func (e *env) callDaemon(c net.Conn, socket, op string, args any, onEvent admin.EventFunc) (json.RawMessage, error) {
+	ctx := e.ctx
+	if onEvent == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, answerTimeout)
+		defer cancel()
+	}
+	raw, err := admin.Call(ctx, c, op, args, onEvent)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, withHint(fmt.Errorf("admin socket %s: no answer from the daemon in %v", socket, answerTimeout),
+			"the daemon is stuck or stopped; check its log (journalctl -u mailgate) and restart it")
+	}
+	return raw, err
 }
 
 // callLocal opens the store itself and runs the operation in-process.

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -113,7 +114,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, c := range commands {
 		words := strings.Fields(c.name)
 		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return report(stderr, c.run(e, args[len(words):]))
+			err := c.run(e, args[len(words):])
+			var h *commandHelp
+			if errors.As(err, &h) {
+				fmt.Fprint(stdout, h.text)
+				return 0
+			}
+			return report(stderr, err)
 		}
 	}
 	return report(stderr, usageErrorf("unknown command %q", strings.Join(args[:min(2, len(args))], " ")))
@@ -142,7 +149,9 @@ func newFlags(name string, withJSON bool) *flags {
 func (f *flags) parse(args []string, nargs func(int) bool, argsUsage string) ([]string, error) {
 	var rest []string
 	for {
-		if err := f.Parse(args); err != nil {
+		if err := f.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, &commandHelp{f.help(argsUsage)}
+		} else if err != nil {
 			return nil, usageErrorf("%s: %v", f.Name(), err)
 		}
 		args = f.Args()
@@ -153,9 +162,29 @@ func (f *flags) parse(args []string, nargs func(int) bool, argsUsage string) ([]
 		args = args[1:]
 	}
 	if !nargs(len(rest)) {
-		return nil, usageErrorf("usage: %s %s", f.Name(), argsUsage)
+		return nil, usageErrorf("usage: %s", f.usageLine(argsUsage))
 	}
 	return rest, nil
+}
+
+// commandHelp is what parse returns for -h: the command's usage, which run
+// prints to stdout with exit code 0, as "mailgate help" does.
+type commandHelp struct{ text string }
+
+func (h *commandHelp) Error() string { return h.text }
+
+// help is the command's usage line and its flags.
+func (f *flags) help(argsUsage string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: %s\n\nFlags:\n", f.usageLine(argsUsage))
+	f.SetOutput(&b)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+	return b.String()
+}
+
+func (f *flags) usageLine(argsUsage string) string {
+	return strings.TrimSpace(f.Name() + " " + argsUsage)
 }
 
 func exactly(n int) func(int) bool { return func(got int) bool { return got == n } }
