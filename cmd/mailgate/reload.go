@@ -181,6 +181,7 @@ func (d *daemon) reloadWith(cfg *config.Config) error {
 		d.swapCerts(certs)
 	}
 	d.cfg, d.throttle, d.limits = cfg, th, lim
+	d.level.Set(cfg.Log.SlogLevel())
 	d.setSettings(cfg)
 	d.auth.SetDomains(cfg.Accounts.Domains)
 	err = d.apply(cfg, specs)
@@ -228,7 +229,7 @@ func (d *daemon) warnRestart(cfg *config.Config) {
 		"admin.socket":           old.Admin == cfg.Admin,
 		"oauth":                  reflect.DeepEqual(old.OAuth, cfg.OAuth),
 		"accounts.max_passwords": old.Accounts.MaxPasswords == cfg.Accounts.MaxPasswords,
-		"log":                    old.Log == cfg.Log,
+		"log.format":             old.Log.Format == cfg.Log.Format,
 		"metrics":                reflect.DeepEqual(old.Metrics, cfg.Metrics),
 		"alerts":                 reflect.DeepEqual(old.Alerts, cfg.Alerts),
 	} {

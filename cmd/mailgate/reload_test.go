@@ -293,3 +293,69 @@ func listenInode(t *testing.T, addr string) string {
 	t.Fatalf("no listening socket on %s in /proc/net/tcp", addr)
 	return ""
 }
+
+// TestReloadLogLevel: log.level applies at a reload, so an admin can turn
+// on debug lines to see why a client fails without ending its sessions; a
+// change of log.format still needs a restart and says so.
+func TestReloadLogLevel(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "mailgate.yaml")
+	ports := freePorts(t, 2)
+	write := func(extra string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(daemonConfig(ports[0], ports[1])+extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &proxytest.LogBuffer{}
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
+	defer func() { cancel(); <-exit }()
+	eventually(t, "imap listener up", func() bool { return answers(ports[0]) })
+
+	// A connection reset before login is logged at debug level only, with
+	// the client's address and port: reset returns them.
+	reset := func() string {
+		t.Helper()
+		c, err := net.Dial("tcp", ports[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufio.NewReader(c).ReadString('\n') // the greeting
+		remote := c.LocalAddr().String()    // in the line's read error
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		return remote
+	}
+	// logged reports whether the debug line for the client at remote is in
+	// the log.
+	logged := func(remote string) bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "connection ended before login") && strings.Contains(l, remote) {
+				return true
+			}
+		}
+		return false
+	}
+	atInfo := reset()
+	time.Sleep(100 * time.Millisecond) // time to log it, were it logged
+	if logged(atInfo) {
+		t.Fatalf("a debug line at level info:\n%s", logs)
+	}
+	write("log: {level: debug}\n")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	atDebug := reset()
+	eventually(t, "a debug line after the reload", func() bool { return logged(atDebug) })
+
+	write("log: {level: debug, format: json}\n")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "log.format needs a restart", func() bool {
+		return strings.Contains(logs.String(), "key=log.format")
+	})
+}

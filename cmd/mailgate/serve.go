@@ -32,6 +32,7 @@ type server interface {
 type daemon struct {
 	cfg      *config.Config
 	log      *slog.Logger
+	level    slog.LevelVar // log.level, which a reload moves
 	store    *store.Store
 	certs    *proxy.CertLoader
 	sessions proxy.Registry // every session that passed its password check
@@ -86,7 +87,9 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{cfg: cfg, log: newLogger(cfg.Log, e.stderr)}
+	d := &daemon{cfg: cfg}
+	d.level.Set(cfg.Log.SlogLevel())
+	d.log = newLoggerAt(cfg.Log.Format, &d.level, e.stderr)
 	if err := d.start(); err != nil {
 		d.stop()
 		return err

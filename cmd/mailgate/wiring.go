@@ -72,8 +72,16 @@ func verifyMailbox(up proxy.Upstream) func(ctx context.Context, mailbox, token s
 
 // newLogger builds the daemon's logger from the log section.
 func newLogger(l config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
-	if l.Format == config.LogJSON {
+	var level slog.LevelVar
+	level.Set(l.SlogLevel())
+	return newLoggerAt(l.Format, &level, w)
+}
+
+// newLoggerAt logs at level, which the daemon moves at a reload (log.level:
+// debug to find out why a client fails, without ending its sessions).
+func newLoggerAt(format config.LogFormat, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
