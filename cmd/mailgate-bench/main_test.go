@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mailgate/internal/mailstack"
+	"mailgate/internal/testenv"
 )
 
 // TestMain lets the test binary serve as a helper process (plain relay,
@@ -28,11 +29,9 @@ func TestMain(m *testing.M) {
 // that each produced sane numbers. It asserts nothing about speed.
 func TestSmoke(t *testing.T) {
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err) // .ci/deps installs the stack, so CI runs this
+		testenv.Missing(t, "%v", err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: Postfix refuses to run otherwise")
-	}
+	testenv.NeedRoot(t)
 	logOut = io.Discard
 	cfg := defaults()
 	cfg.quick()

@@ -2,12 +2,12 @@ package main
 
 import (
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"mailgate/internal/mailstack"
+	"mailgate/internal/testenv"
 )
 
 // TestSmokePG runs the PostgreSQL rows in miniature (a throwaway cluster,
@@ -16,11 +16,9 @@ import (
 // nothing about speed.
 func TestSmokePG(t *testing.T) {
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err) // .ci/deps installs the stack and PostgreSQL, so CI runs this
+		testenv.Missing(t, "%v", err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: Postfix refuses to run otherwise")
-	}
+	testenv.NeedRoot(t)
 	logOut = io.Discard
 	cfg := defaults()
 	cfg.quick()
@@ -30,8 +28,8 @@ func TestSmokePG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Skipped) > 0 && os.Getenv("CI") == "" {
-		t.Skipf("%v", rep.Skipped)
+	if len(rep.Skipped) > 0 {
+		testenv.Missing(t, "%v", rep.Skipped)
 	}
 	for _, w := range []string{"logins/s at 20 concurrent", "logins/s at 50 concurrent",
 		"revoke to session end p50", "revoke to session end p99"} {

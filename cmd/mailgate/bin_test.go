@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mailgate/internal/proxytest"
+	"mailgate/internal/testenv"
 )
 
 var (
@@ -68,6 +69,6 @@ func (r runM) Run() int {
 func needCommand(t *testing.T, name, debianPackage string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed (Debian package %s; .ci/deps installs it)", name, debianPackage)
+		testenv.Missing(t, "%s not installed (Debian package %s)", name, debianPackage)
 	}
 }

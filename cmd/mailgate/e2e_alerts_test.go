@@ -23,6 +23,7 @@ import (
 
 	"mailgate/internal/fakeidp"
 	"mailgate/internal/mailstack"
+	"mailgate/internal/testenv"
 	"mailgate/proxy"
 )
 
@@ -88,7 +89,7 @@ func (r *hookReceiver) next(t *testing.T, mailbox, state string) hookPost {
 func newAlertsE2E(t *testing.T, r *hookReceiver) *e2e {
 	t.Helper()
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	mailgateBinary(t)
 	idp, err := fakeidp.NewServer(nil)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"mailgate/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,7 +181,7 @@ func TestE2ESwaks(t *testing.T) {
 	needCommand(t, "swaks", "swaks")
 	swaks := "swaks"
 	if out, _ := exec.Command(swaks, "--support").CombinedOutput(); !bytes.Contains(out, []byte("=== TLS supported")) {
-		t.Skip("swaks has no TLS (apt-get install libnet-ssleay-perl)")
+		testenv.Missing(t, "swaks has no TLS (Debian package libnet-ssleay-perl)")
 	}
 	e := newE2E(t, e2eOpts{})
 	const user = "swaks@example.com"

@@ -17,6 +17,7 @@ import (
 	"mailgate/internal/fakeidp"
 	"mailgate/internal/mailstack"
 	"mailgate/internal/selfsigned"
+	"mailgate/internal/testenv"
 )
 
 // e2eOpts varies the daemon's configuration; zero values are the defaults.
@@ -49,7 +50,7 @@ type e2e struct {
 func newE2E(t *testing.T, opts e2eOpts) *e2e {
 	t.Helper()
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	mailgateBinary(t) // build before anything runs, so a build failure shows first
 	idp, err := fakeidp.NewServer(opts.idp)

@@ -11,6 +11,7 @@ import (
 	"mailgate/internal/fakeidp"
 	"mailgate/internal/mailstack"
 	"mailgate/internal/pgtest"
+	"mailgate/internal/testenv"
 )
 
 // e2ePG is the shared store of daemons on one PostgreSQL database: the
@@ -39,7 +40,7 @@ type pgEnv struct {
 func newPGEnv(t *testing.T) *pgEnv {
 	t.Helper()
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	mailgateBinary(t)
 	_, ctl := pgtest.Start(t)

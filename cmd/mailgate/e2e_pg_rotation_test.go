@@ -11,6 +11,7 @@ import (
 	"mailgate/internal/fakeidp"
 	"mailgate/internal/mailstack"
 	"mailgate/internal/pgtest"
+	"mailgate/internal/testenv"
 )
 
 // rotationLogins is how many clients log in at once after the access token
@@ -105,11 +106,9 @@ func concurrentLogins(t *testing.T, in []*e2e, user, pass string) {
 func newRotationEnv(t *testing.T) *pgEnv {
 	t.Helper()
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("mailstack: needs root (postfix refuses to run otherwise)")
-	}
+	testenv.NeedRoot(t)
 	mailgateBinary(t)
 	_, ctl := pgtest.Start(t)
 	idp, err := fakeidp.NewServer(&fakeidp.Options{AccessTTL: rotationTTL})

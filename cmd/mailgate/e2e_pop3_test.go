@@ -18,6 +18,7 @@ import (
 
 	"mailgate/internal/fakeidp"
 	"mailgate/internal/mailstack"
+	"mailgate/internal/testenv"
 )
 
 // authFailed is the one answer to every failed POP3 login (issue 17).
@@ -35,7 +36,7 @@ type pop3E2E struct {
 func newPOP3E2E(t *testing.T, opts e2eOpts) *pop3E2E {
 	t.Helper()
 	if err := mailstack.Available(); err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	mailgateBinary(t)
 	idp, err := fakeidp.NewServer(opts.idp)

@@ -1,13 +1,13 @@
 package mailstack
 
-import "os"
+import "mailgate/internal/testenv"
 
 // TB is the part of testing.TB that StartForTest uses, declared here so
 // that this non-test file need not import package testing.
 type TB interface {
 	Helper()
-	Skip(args ...any)
 	Skipf(format string, args ...any)
+	Fatalf(format string, args ...any)
 	TempDir() string
 	Logf(format string, args ...any)
 	Fatal(args ...any)
@@ -16,17 +16,15 @@ type TB interface {
 }
 
 // StartForTest starts a stack for a test or benchmark in a fresh temp dir
-// and stops it when the test ends. It skips the test, naming the packages
-// to install, when Dovecot or Postfix is missing; .ci/deps installs them
-// so CI never skips.
+// and stops it when the test ends. When Dovecot or Postfix is missing it
+// skips the test naming the packages to install, or fails it in CI
+// (testenv.Missing).
 func StartForTest(t TB, introspectionURL string) *Stack {
 	t.Helper()
 	if err := Available(); err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("mailstack: needs root (postfix refuses to run otherwise)")
-	}
+	testenv.NeedRoot(t)
 	s, err := Start(&Options{
 		IntrospectionURL: introspectionURL,
 		Dir:              t.TempDir(),

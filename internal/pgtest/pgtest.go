@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"mailgate/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -64,10 +65,7 @@ type Cluster struct {
 func Start(tb TB) (dsn string, ctl *Cluster) {
 	tb.Helper()
 	if _, err := findBin(); err != nil {
-		if os.Getenv("CI") == "" {
-			tb.Skipf("pgtest: %v (install Debian's postgresql; CI does)", err)
-		}
-		tb.Fatalf("pgtest: %v", err)
+		testenv.Missing(tb, "pgtest: %v (Debian package postgresql)", err)
 	}
 	c, err := New(nil)
 	if err != nil {

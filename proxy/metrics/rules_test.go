@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"mailgate/internal/testenv"
 	"os"
 	"os/exec"
 	"regexp"
@@ -44,7 +45,7 @@ func TestAlertRulesNameRealMetrics(t *testing.T) {
 // prometheus), so CI never skips.
 func TestAlertRulesPromtool(t *testing.T) {
 	if _, err := exec.LookPath("promtool"); err != nil {
-		t.Skip("promtool not installed (Debian package prometheus; .ci/deps installs it)")
+		testenv.Missing(t, "promtool not installed (Debian package prometheus)")
 	}
 	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
 		cmd := exec.Command("promtool", args...)
