@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"mailgate/config"
@@ -46,22 +47,55 @@ func newAlerts(cfg *config.Config, tokens func() proxy.TokenSource, log *slog.Lo
 	return alerts.New(opts), nil
 }
 
-// alertHook lets the OAuth manager tell the Notifier of link changes.
+// alertHook lets the OAuth manager tell the daemon's Notifier, whichever
+// it is then, of link changes.
 func (d *daemon) alertHook(o *oauth.Options) {
-	if d.alerts != nil {
-		o.OnLinkState = d.alerts.Notify
+	o.OnLinkState = d.notify
+}
+
+// notify tells the current Notifier (none when alerts are off) of a link
+// change.
+func (d *daemon) notify(mailbox, state, reason string) {
+	if n := d.alerts.Load(); n != nil {
+		n.Notify(mailbox, state, reason)
 	}
+}
+
+// reloadAlerts puts a Notifier for cfg in place when what it is built from
+// changed (the alerts section, or the SMTP upstream, hostname and portal
+// address its mail uses): a rotated webhook secret or a new receiver
+// applies without a restart. The old one delivers what it has queued, in
+// the background, within alertsDrain. The once-a-day limit of user mails
+// starts afresh with the new one.
+func (d *daemon) reloadAlerts(old, cfg *config.Config) error {
+	if reflect.DeepEqual(old.Alerts, cfg.Alerts) && reflect.DeepEqual(old.SMTP.Upstream, cfg.SMTP.Upstream) &&
+		old.Hostname == cfg.Hostname && old.Web.PublicURL == cfg.Web.PublicURL {
+		return nil
+	}
+	n, err := newAlerts(cfg, func() proxy.TokenSource { return d.tokens }, d.log)
+	if err != nil {
+		return err
+	}
+	if prev := d.alerts.Swap(n); prev != nil {
+		go d.drainAlerts(prev, "alerts: some queued before the reload were not delivered")
+	}
+	d.log.Info("alerts: reloaded", "webhook", cfg.Alerts.Webhook.URL != "", "mail", cfg.Alerts.Mail.From != "")
+	return nil
 }
 
 // closeAlerts delivers what it can of the queued alerts, then stops.
 func (d *daemon) closeAlerts() {
-	if d.alerts == nil {
-		return
+	if n := d.alerts.Swap(nil); n != nil {
+		d.drainAlerts(n, "alerts: some were not delivered before the daemon stopped")
 	}
+}
+
+// drainAlerts gives n alertsDrain to deliver its queue, then stops it.
+func (d *daemon) drainAlerts(n *alerts.Notifier, failed string) {
 	ctx, cancel := context.WithTimeout(context.Background(), alertsDrain)
 	defer cancel()
-	if err := d.alerts.Close(ctx); err != nil {
-		d.log.Warn("alerts: some were not delivered before the daemon stopped", "err", err)
+	if err := n.Close(ctx); err != nil {
+		d.log.Warn(failed, "err", err)
 	}
 }
 
@@ -70,10 +104,10 @@ func (d *daemon) closeAlerts() {
 // flow it needs a link of its own, or the first dead link would go
 // unmailed, the silent failure alerts are for.
 func (d *daemon) wireAlerts(s *service) {
-	if d.alerts == nil {
+	s.onLinkState = d.notify
+	if d.alerts.Load() == nil {
 		return
 	}
-	s.onLinkState = d.alerts.Notify
 	from := d.cfg.Alerts.Mail.From
 	if from == "" || s.oauth == nil || d.cfg.OAuth.Flow == config.FlowApp {
 		return

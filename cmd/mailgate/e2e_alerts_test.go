@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,11 +45,12 @@ type hookPost struct {
 // on its channel.
 type hookReceiver struct {
 	*httptest.Server
-	posts chan hookPost
+	posts  chan hookPost
+	secret string // what the signatures are checked with
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{posts: make(chan hookPost, 100)}
+	r := &hookReceiver{posts: make(chan hookPost, 100), secret: alertSecret}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var p hookPost
 		p.body, _ = io.ReadAll(req.Body)
@@ -70,7 +72,7 @@ func (r *hookReceiver) next(t *testing.T, mailbox, state string) hookPost {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no webhook call for %s %s within 30s", mailbox, state)
 	}
-	mac := hmac.New(sha256.New, []byte(alertSecret))
+	mac := hmac.New(sha256.New, []byte(r.secret))
 	mac.Write(p.body)
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); p.signature != want {
 		t.Fatalf("signature %q, want %q for %s", p.signature, want, p.body)
@@ -166,6 +168,30 @@ func TestE2EAlerts(t *testing.T) {
 	r.next(t, user, "unlinked") // and not a second linked before it
 	if n := maildirCount(e.stack.Maildir(user)); n != 1 {
 		t.Errorf("%d mails to %s, want 1", n, user)
+	}
+
+	// A reload with another receiver and a rotated secret: the next change
+	// goes there, signed with the new secret, and nothing to the old one.
+	r2 := newHookReceiver(t)
+	r2.secret = "rotated-" + alertSecret
+	if err := os.WriteFile(filepath.Join(e.dir, "webhook.secret"), []byte(r2.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.cfg, []byte(strings.Replace(string(cfg), r.URL, r2.URL, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.d.cmd.Process.Signal(syscall.SIGHUP)
+	e.d.waitLog(t, "alerts: reloaded")
+	e.mustLink(user)
+	r2.next(t, user, "linked")
+	select {
+	case p := <-r.posts:
+		t.Errorf("the old receiver got %s after the reload", p.body)
+	default:
 	}
 }
 

@@ -176,6 +176,9 @@ func (d *daemon) reloadWith(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	if err := d.reloadAlerts(d.cfg, cfg); err != nil {
+		return err
+	}
 	d.warnRestart(cfg)
 	if certs != d.certs {
 		d.swapCerts(certs)
@@ -231,7 +234,6 @@ func (d *daemon) warnRestart(cfg *config.Config) {
 		"accounts.max_passwords": old.Accounts.MaxPasswords == cfg.Accounts.MaxPasswords,
 		"log.format":             old.Log.Format == cfg.Log.Format,
 		"metrics":                reflect.DeepEqual(old.Metrics, cfg.Metrics),
-		"alerts":                 reflect.DeepEqual(old.Alerts, cfg.Alerts),
 	} {
 		if !same {
 			d.log.Warn("config change needs a restart to apply", "key", key)

@@ -41,8 +41,8 @@ type daemon struct {
 	oauth    *oauth.Manager
 	oauthCfg config.OAuth // the oauth section oauth was built from: a change needs a restart
 	tokens   proxy.TokenSource
-	alerts   *alerts.Notifier // link alerts (webhook, mail); nil when off
-	throttle *proxy.Throttle  // one for every protocol: switching protocol gains a guesser nothing
+	alerts   atomic.Pointer[alerts.Notifier] // link alerts (webhook, mail); nil when off
+	throttle *proxy.Throttle                 // one for every protocol: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
 	obs      observability // the metrics endpoint; off without a metrics section
 	admin    net.Listener
@@ -107,9 +107,11 @@ func (d *daemon) start() error {
 	st := d.store
 	d.newMetrics(st)
 	d.auth = backend.NewAuthenticator(st, d.cfg.Accounts.Domains)
-	if d.alerts, err = newAlerts(d.cfg, func() proxy.TokenSource { return d.tokens }, d.log); err != nil {
+	n, err := newAlerts(d.cfg, func() proxy.TokenSource { return d.tokens }, d.log)
+	if err != nil {
 		return err
 	}
+	d.alerts.Store(n)
 	svc := newService(d.cfg, st, &d.sessions, d.log, d.alertHook, d.metricsHook)
 	d.wireAlerts(svc)
 	svc.domains = d.auth.Domains // accounts.domains applies at a reload
