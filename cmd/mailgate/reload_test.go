@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"mailgate/internal/proxytest"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailgate/internal/proxytest"
 )
 
 // freePort returns a loopback address nobody listens on right now.
@@ -56,6 +57,63 @@ oauth:
 `, imapAddr, smtpAddr)
 }
 
+// testDaemon is the daemon run in-process on a config file that the test
+// rewrites and reloads with SIGHUP.
+type testDaemon struct {
+	t    *testing.T
+	file string
+	logs *proxytest.LogBuffer
+	stop func() int // cancels the daemon and returns its exit code
+}
+
+// startDaemonIn writes cfg to a config file in a fresh directory (the
+// store under state/), serves it until stop or the test's end, and waits
+// until addr answers.
+func startDaemonIn(t *testing.T, cfg, addr string) *testDaemon {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d := &testDaemon{t: t, file: filepath.Join(dir, "mailgate.yaml"), logs: &proxytest.LogBuffer{}}
+	d.write(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"serve", "-config", d.file}, nil, d.logs, d.logs) }()
+	code, stopped := 0, false
+	d.stop = func() int {
+		if !stopped {
+			cancel()
+			code, stopped = <-exit, true
+		}
+		return code
+	}
+	t.Cleanup(func() { d.stop() })
+	eventually(t, "daemon up", func() bool { return answers(addr) })
+	return d
+}
+
+// write replaces the config file with cfg.
+func (d *testDaemon) write(cfg string) {
+	d.t.Helper()
+	if err := os.WriteFile(d.file, []byte(cfg), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// reload writes cfg and sends SIGHUP; the caller waits for what it expects.
+func (d *testDaemon) reload(cfg string) {
+	d.t.Helper()
+	d.write(cfg)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+}
+
+// reloaded waits for the next "config reloaded" line after n of them.
+func (d *testDaemon) reloaded(n int) {
+	d.t.Helper()
+	eventually(d.t, "config reloaded", func() bool { return strings.Count(d.logs.String(), "config reloaded") > n })
+}
+
 // eventually polls cond; the bound only stops a hung test.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -83,26 +141,10 @@ func answers(addr string) bool {
 // listener moved opens the new port and closes the old one while a
 // connection made before goes on; SIGTERM (here: the context) stops it.
 func TestDaemonReload(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "mailgate.yaml")
 	ports := freePorts(t, 3)
 	oldIMAP, newIMAP, smtpAddr := ports[0], ports[1], ports[2]
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(daemonConfig(oldIMAP, smtpAddr))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &proxytest.LogBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
-	eventually(t, "imap listener up", func() bool { return answers(oldIMAP) })
+	d := startDaemonIn(t, daemonConfig(oldIMAP, smtpAddr), oldIMAP)
+	logs := d.logs
 
 	live, err := net.Dial("tcp", oldIMAP)
 	if err != nil {
@@ -113,17 +155,15 @@ func TestDaemonReload(t *testing.T) {
 	live.SetReadDeadline(time.Now().Add(30 * time.Second))
 	br.ReadString('\n') // greeting
 
-	write("imap: [\n")
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	d.reload("imap: [\n")
 	eventually(t, "invalid config refused", func() bool { return strings.Contains(logs.String(), "config reload refused") })
 	if !answers(oldIMAP) || !answers(smtpAddr) {
 		t.Fatalf("listeners gone after an invalid config:\n%s", logs)
 	}
 
-	write(daemonConfig(newIMAP, smtpAddr))
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	d.reload(daemonConfig(newIMAP, smtpAddr))
 	eventually(t, "new imap port answers", func() bool { return answers(newIMAP) })
-	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	d.reloaded(0)
 	if answers(oldIMAP) {
 		t.Error("old imap port still answers after the reload")
 	}
@@ -135,14 +175,8 @@ func TestDaemonReload(t *testing.T) {
 		t.Errorf("connection from before the reload: %q, %v; want a OK", line, err)
 	}
 
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Fatalf("exit code %d after shutdown:\n%s", code, logs)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("daemon did not stop")
+	if code := d.stop(); code != 0 {
+		t.Fatalf("exit code %d after shutdown:\n%s", code, logs)
 	}
 	if _, err := br.ReadString('\n'); err == nil {
 		t.Error("pre-login connection still open after shutdown")
@@ -154,31 +188,15 @@ func TestDaemonReload(t *testing.T) {
 // docs/cli.md promises ("they stay true when you change ports"), not the
 // port the daemon started with, where the user's client would fail.
 func TestReloadSettings(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "mailgate.yaml")
 	ports := freePorts(t, 3)
 	oldIMAP, newIMAP, smtpAddr := ports[0], ports[1], ports[2]
-	if err := os.WriteFile(file, []byte(daemonConfig(oldIMAP, smtpAddr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &proxytest.LogBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
-	defer func() { cancel(); <-exit }()
-	eventually(t, "imap listener up", func() bool { return answers(oldIMAP) })
-
-	if err := os.WriteFile(file, []byte(daemonConfig(newIMAP, smtpAddr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	d := startDaemonIn(t, daemonConfig(oldIMAP, smtpAddr), oldIMAP)
+	d.reload(daemonConfig(newIMAP, smtpAddr))
+	d.reloaded(0)
+	ctx := t.Context()
 
 	var out, errb strings.Builder
-	if code := run(ctx, []string{"password", "create", "-config", file, "-json", "-name", "phone", "ann@example.com"},
+	if code := run(ctx, []string{"password", "create", "-config", d.file, "-json", "-name", "phone", "ann@example.com"},
 		nil, &out, &errb); code != 0 {
 		t.Fatalf("password create: exit %d: %s", code, errb.String())
 	}
@@ -201,27 +219,13 @@ func TestReloadSettings(t *testing.T) {
 // (its inode in /proc/net/tcp) is the same before and after, no dial in a
 // loop around the reload fails, and the new settings serve.
 func TestReloadKeepsSocket(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "mailgate.yaml")
 	ports := freePorts(t, 2)
 	imapAddr, smtpAddr := ports[0], ports[1]
-	write := func(hostname string) {
-		t.Helper()
-		cfg := strings.Replace(daemonConfig(imapAddr, smtpAddr), "hostname: mail.test", "hostname: "+hostname, 1)
-		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	config := func(hostname string) string {
+		return strings.Replace(daemonConfig(imapAddr, smtpAddr), "hostname: mail.test", "hostname: "+hostname, 1)
 	}
-	write("mail.test")
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &proxytest.LogBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
-	defer func() { cancel(); <-exit }()
-	eventually(t, "listeners up", func() bool { return answers(imapAddr) && answers(smtpAddr) })
+	d := startDaemonIn(t, config("mail.test"), smtpAddr)
+	eventually(t, "listeners up", func() bool { return answers(imapAddr) })
 	imapSock, smtpSock := listenInode(t, imapAddr), listenInode(t, smtpAddr)
 
 	stop := make(chan struct{})
@@ -242,9 +246,8 @@ func TestReloadKeepsSocket(t *testing.T) {
 			c.Close()
 		}
 	}()
-	write("mail2.test")
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	d.reload(config("mail2.test"))
+	d.reloaded(0)
 	close(stop)
 	if err := <-failed; err != nil {
 		t.Errorf("a dial during the reload failed: %v", err)
@@ -264,8 +267,8 @@ func TestReloadKeepsSocket(t *testing.T) {
 	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 mail2.test ") {
 		t.Errorf("greeting after the reload: %q, %v; want the new hostname", line, err)
 	}
-	if !strings.Contains(logs.String(), "listener closed; its sessions continue") {
-		t.Errorf("no retired listener logged:\n%s", logs)
+	if !strings.Contains(d.logs.String(), "listener closed; its sessions continue") {
+		t.Errorf("no retired listener logged:\n%s", d.logs)
 	}
 }
 
@@ -298,25 +301,10 @@ func listenInode(t *testing.T, addr string) string {
 // on debug lines to see why a client fails without ending its sessions; a
 // change of log.format still needs a restart and says so.
 func TestReloadLogLevel(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "mailgate.yaml")
 	ports := freePorts(t, 2)
-	write := func(extra string) {
-		t.Helper()
-		if err := os.WriteFile(file, []byte(daemonConfig(ports[0], ports[1])+extra), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("")
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &proxytest.LogBuffer{}
-	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, []string{"serve", "-config", file}, nil, logs, logs) }()
-	defer func() { cancel(); <-exit }()
-	eventually(t, "imap listener up", func() bool { return answers(ports[0]) })
+	base := daemonConfig(ports[0], ports[1])
+	d := startDaemonIn(t, base, ports[0])
+	logs := d.logs
 
 	// A connection reset before login is logged at debug level only, with
 	// the client's address and port: reset returns them.
@@ -347,14 +335,12 @@ func TestReloadLogLevel(t *testing.T) {
 	if logged(atInfo) {
 		t.Fatalf("a debug line at level info:\n%s", logs)
 	}
-	write("log: {level: debug}\n")
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	eventually(t, "config reloaded", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	d.reload(base + "log: {level: debug}\n")
+	d.reloaded(0)
 	atDebug := reset()
 	eventually(t, "a debug line after the reload", func() bool { return logged(atDebug) })
 
-	write("log: {level: debug, format: json}\n")
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	d.reload(base + "log: {level: debug, format: json}\n")
 	eventually(t, "log.format needs a restart", func() bool {
 		return strings.Contains(logs.String(), "key=log.format")
 	})
