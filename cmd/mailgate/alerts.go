@@ -77,17 +77,20 @@ func (d *daemon) reloadAlerts(old, cfg *config.Config) error {
 		return err
 	}
 	if prev := d.alerts.Swap(n); prev != nil {
-		go d.drainAlerts(prev, "alerts: some queued before the reload were not delivered")
+		d.drains.Go(func() { d.drainAlerts(prev, "alerts: some queued before the reload were not delivered") })
 	}
 	d.log.Info("alerts: reloaded", "webhook", cfg.Alerts.Webhook.URL != "", "mail", cfg.Alerts.Mail.From != "")
 	return nil
 }
 
-// closeAlerts delivers what it can of the queued alerts, then stops.
+// closeAlerts delivers what it can of the queued alerts, then stops. It
+// also waits for the Notifiers replaced at reloads to deliver theirs, so
+// that none is cut off when the daemon exits or closes the store.
 func (d *daemon) closeAlerts() {
 	if n := d.alerts.Swap(nil); n != nil {
-		d.drainAlerts(n, "alerts: some were not delivered before the daemon stopped")
+		d.drains.Go(func() { d.drainAlerts(n, "alerts: some were not delivered before the daemon stopped") })
 	}
+	d.drains.Wait()
 }
 
 // drainAlerts gives n alertsDrain to deliver its queue, then stops it.

@@ -42,6 +42,7 @@ type daemon struct {
 	oauthCfg config.OAuth // the oauth section oauth was built from: a change needs a restart
 	tokens   proxy.TokenSource
 	alerts   atomic.Pointer[alerts.Notifier] // link alerts (webhook, mail); nil when off
+	drains   sync.WaitGroup                  // Notifiers replaced at a reload, delivering their queue
 	throttle *proxy.Throttle                 // one for every protocol: switching protocol gains a guesser nothing
 	limits   *proxy.Limits
 	obs      observability // the metrics endpoint; off without a metrics section
