@@ -76,10 +76,13 @@ func (d *daemon) reloadAlerts(old, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if prev := d.alerts.Swap(n); prev != nil {
+	prev := d.alerts.Swap(n)
+	if prev != nil {
 		d.drains.Go(func() { d.drainAlerts(prev, "alerts: some queued before the reload were not delivered") })
 	}
-	d.log.Info("alerts: reloaded", "webhook", cfg.Alerts.Webhook.URL != "", "mail", cfg.Alerts.Mail.From != "")
+	if n != nil || prev != nil { // not for a hostname change with alerts off
+		d.log.Info("alerts: reloaded", "webhook", cfg.Alerts.Webhook.URL != "", "mail", cfg.Alerts.Mail.From != "")
+	}
 	return nil
 }
 

@@ -114,16 +114,15 @@ func (m *Manager) refreshLocked(ctx context.Context, key, mailbox, seen string) 
 // keep saves a refresh's tokens if the store still holds the grant the
 // refresh started from: rt, or stored, what the store held under the lock
 // (older than rt when rt is a rotated token the store failed to save).
-// "account unlink" and a new link write the store without the refresh
-// lock, so either may have landed while the request was at the provider.
-// Saving then would link an unlinked mailbox again, or replace a new link
-// with the old grant. Unlinked: the tokens are dropped and the login gets
-// ErrRelink. Linked again: the new link stays, and the logins that waited
-// get this access token (it opens the mailbox) without it being cached. A
-// store that cannot be read says nothing: the tokens are saved as before.
-// (The store checks nothing at SaveToken, so an unlink between this read
-// and that write still loses; the window is one store round trip instead
-// of a whole refresh.)
+// "account unlink" and a new link take the refresh lock, so through this
+// manager neither lands while the request is at the provider; this check
+// covers the writers that hold no lock (the CLI straight on the database
+// without a usable oauth section). Saving then would link an unlinked
+// mailbox again, or replace a new link with the old grant. Unlinked: the
+// tokens are dropped and the login gets ErrRelink. Linked again: the new
+// link stays, and the logins that waited get this access token (it opens
+// the mailbox) without it being cached. A store that cannot be read says
+// nothing: the tokens are saved as before.
 func (m *Manager) keep(key, mailbox string, tok *oauth2.Token, rt, stored string) (any, error) {
 	cur, err := m.store.LoadRefreshToken(m.ProviderName(), mailbox)
 	switch {
