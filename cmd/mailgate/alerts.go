@@ -83,6 +83,9 @@ func (d *daemon) reloadAlerts(old, cfg *config.Config) error {
 	if n != nil || prev != nil { // not for a hostname change with alerts off
 		d.log.Info("alerts: reloaded", "webhook", cfg.Alerts.Webhook.URL != "", "mail", cfg.Alerts.Mail.From != "")
 	}
+	if cfg.Alerts.Mail.From != old.Alerts.Mail.From {
+		d.checkMailFrom(cfg, d.store, d.oauth)
+	}
 	return nil
 }
 
@@ -106,19 +109,22 @@ func (d *daemon) drainAlerts(n *alerts.Notifier, failed string) {
 }
 
 // wireAlerts lets the admin operations tell the Notifier of unlinks, and
-// warns at start when alerts.mail.from cannot send: with the delegated
-// flow it needs a link of its own, or the first dead link would go
-// unmailed, the silent failure alerts are for.
+// checks alerts.mail.from (checkMailFrom).
 func (d *daemon) wireAlerts(s *service) {
 	s.onLinkState = d.notify
-	if d.alerts.Load() == nil {
+	d.checkMailFrom(d.cfg, s.store, s.oauth)
+}
+
+// checkMailFrom warns, at start and at a reload that changes it, when
+// alerts.mail.from cannot send: with the delegated flow it needs a link of
+// its own, or the first dead link would go unmailed, the silent failure
+// alerts are for.
+func (d *daemon) checkMailFrom(cfg *config.Config, st *store.Store, m *oauth.Manager) {
+	from := cfg.Alerts.Mail.From
+	if from == "" || m == nil || cfg.OAuth.Flow == config.FlowApp {
 		return
 	}
-	from := d.cfg.Alerts.Mail.From
-	if from == "" || s.oauth == nil || d.cfg.OAuth.Flow == config.FlowApp {
-		return
-	}
-	linked, relink, err := s.store.LinkState(s.oauth.ProviderName(), from)
+	linked, relink, err := st.LinkState(m.ProviderName(), from)
 	switch {
 	case err != nil:
 		d.log.Warn("alerts: cannot read the link of alerts.mail.from", "user", from, "err", err)

@@ -181,11 +181,15 @@ func TestE2EAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(e.cfg, []byte(strings.Replace(string(cfg), r.URL, r2.URL, 1)), 0o600); err != nil {
+	// And a new alerts.mail.from, not linked: the reload warns as the start does.
+	const newFrom = "helpdesk@example.com"
+	next := strings.Replace(strings.Replace(string(cfg), r.URL, r2.URL, 1), "from: "+alertFrom, "from: "+newFrom, 1)
+	if err := os.WriteFile(e.cfg, []byte(next), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.d.cmd.Process.Signal(syscall.SIGHUP)
 	e.d.waitLog(t, "alerts: reloaded")
+	e.d.waitLog(t, "alerts.mail.from is not linked", newFrom)
 	e.mustLink(user)
 	r2.next(t, user, "linked")
 	select {
