@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"mailgate/proxy"
 )
@@ -94,4 +95,11 @@ func Fail2banHosts(res []*regexp.Regexp, log string) []string {
 		}
 	}
 	return hosts
+}
+
+// QuickThrottle is a throttle with o's limits but a microsecond's delay
+// per failure, so that tests reach a lockout without waiting.
+func QuickThrottle(o proxy.ThrottleOptions) *proxy.Throttle {
+	o.FailureDelay, o.MaxFailureDelay = time.Microsecond, time.Microsecond
+	return proxy.NewThrottle(&o)
 }

@@ -21,7 +21,7 @@ func TestFail2banFilter(t *testing.T) {
 			if format == "json" {
 				logger = slog.New(slog.NewJSONHandler(&buf, nil))
 			}
-			th := quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
+			th := proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
 			h := newHardEnv(t, th, nil, func(o *testOptions) { o.Logger = logger })
 			c := h.from("203.0.113.9")
 			// A user name that forges a second remote key must not fool it.

@@ -18,7 +18,7 @@ import (
 // TestLockoutAcrossSpellings: once a mailbox is locked, padded and
 // Unicode-white-space spellings of its name are refused unchecked too.
 func TestLockoutAcrossSpellings(t *testing.T) {
-	h := newHardEnv(t, quickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3}), nil)
+	h := newHardEnv(t, proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3}), nil)
 	for i := range 3 {
 		h.from(fmt.Sprintf("203.0.113.%d", i+1)).cmd("LOGIN ann@example.com wrong")
 	}

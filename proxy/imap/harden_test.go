@@ -121,13 +121,8 @@ const (
 	replyUnavailable = "NO [UNAVAILABLE] Service temporarily unavailable, try again later"
 )
 
-func quickThrottle(o proxy.ThrottleOptions) *proxy.Throttle {
-	o.FailureDelay, o.MaxFailureDelay = time.Microsecond, time.Microsecond
-	return proxy.NewThrottle(&o)
-}
-
 func TestThrottleLockout(t *testing.T) {
-	h := newHardEnv(t, quickThrottle(proxy.ThrottleOptions{MaxFailures: 2}), nil)
+	h := newHardEnv(t, proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 2}), nil)
 	c := h.from("203.0.113.9")
 	for range 2 {
 		if r := c.cmd("LOGIN ann@example.com wrong"); r != replyFailed {
@@ -187,7 +182,7 @@ func TestThrottleTrustedExempt(t *testing.T) {
 }
 
 func TestThrottleMailboxLockSparesKnownNetwork(t *testing.T) {
-	h := newHardEnv(t, quickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3}), nil)
+	h := newHardEnv(t, proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3}), nil)
 	if r := h.from("198.51.100.1").cmd("LOGIN ann@example.com good"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("first login: %q", r)
 	}

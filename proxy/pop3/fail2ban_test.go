@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
-	"time"
 
 	"mailgate/internal/proxytest"
 	"mailgate/proxy"
@@ -24,8 +23,7 @@ func TestFail2banFilter(t *testing.T) {
 			}
 			e := newEnv(t, proxy.TLSNone, func(o *testOptions) {
 				o.Logger = logger
-				o.Throttle = proxy.NewThrottle(&proxy.ThrottleOptions{MaxFailures: 2,
-					FailureDelay: time.Microsecond, MaxFailureDelay: time.Microsecond})
+				o.Throttle = proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
 			})
 			c := e.dial()
 			for range 2 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -16,8 +17,7 @@ import (
 // right password, and the refusal counts toward the connection's failures.
 func TestThrottled(t *testing.T) {
 	e := newEnv(t, proxy.TLSNone, func(o *testOptions) {
-		o.Throttle = proxy.NewThrottle(&proxy.ThrottleOptions{MaxFailures: 2,
-			FailureDelay: time.Microsecond, MaxFailureDelay: time.Microsecond})
+		o.Throttle = proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
 	})
 	c := e.dial()
 	for range 2 {

@@ -14,7 +14,7 @@ func TestFail2banFilter(t *testing.T) {
 	res := proxytest.Fail2banFilter(t, "../../docs/security.md")
 	for _, jsonLog := range []bool{false, true} {
 		t.Run(fmt.Sprint("json=", jsonLog), func(t *testing.T) {
-			th := quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
+			th := proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 2})
 			e, _ := newHardEnv(t, envConfig{throttle: th, jsonLog: jsonLog})
 			c := e.from("203.0.113.9")
 			// A user name that forges a second remote key must not fool it.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -16,7 +17,7 @@ import (
 // TestLockoutAcrossSpellings: once a mailbox is locked, padded and
 // Unicode-white-space spellings of its name are refused unchecked too.
 func TestLockoutAcrossSpellings(t *testing.T) {
-	e, ca := newHardEnv(t, envConfig{throttle: quickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3})})
+	e, ca := newHardEnv(t, envConfig{throttle: proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 100, MaxMailboxFailures: 3})})
 	for i := range 3 {
 		e.from(fmt.Sprintf("203.0.113.%d", i+1)).cmd(authPlain(alice, "wrong"), replyFailed)
 	}

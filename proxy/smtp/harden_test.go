@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mailgate/internal/proxytest"
 	"mailgate/proxy"
 )
 
@@ -71,13 +72,8 @@ const (
 	replyOK     = "235 2.0.0 Authentication succeeded"
 )
 
-func quickThrottle(o proxy.ThrottleOptions) *proxy.Throttle {
-	o.FailureDelay, o.MaxFailureDelay = time.Microsecond, time.Microsecond
-	return proxy.NewThrottle(&o)
-}
-
 func TestThrottleLockout(t *testing.T) {
-	e, ca := newHardEnv(t, envConfig{throttle: quickThrottle(proxy.ThrottleOptions{MaxFailures: 2})})
+	e, ca := newHardEnv(t, envConfig{throttle: proxytest.QuickThrottle(proxy.ThrottleOptions{MaxFailures: 2})})
 	c := e.from("203.0.113.9")
 	c.cmd(authPlain(alice, "wrong"), replyFailed)
 	c.cmd(authPlain(alice, "wrong"), replyFailed)
