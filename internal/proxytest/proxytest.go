@@ -4,9 +4,6 @@ package proxytest
 
 import (
 	"context"
-	"os"
-	"regexp"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,52 +46,6 @@ func IdleConnCount(t testing.TB) int {
 		t.Fatalf("file descriptor limit %d allows only %d connections; raise it (ulimit -n)", lim.Cur, n)
 	}
 	return n
-}
-
-// Fail2banFilter returns the failregex lines of the fail2ban filter in the
-// doc at path, with fail2ban's <HOST> turned into a Go named group
-// "host", so tests check the filter admins actually copy.
-func Fail2banFilter(t testing.TB, path string) []*regexp.Regexp {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*regexp.Regexp
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "failregex = ")
-		switch {
-		case ok:
-			in = true
-		case in && strings.HasPrefix(line, " "):
-			rest = strings.TrimSpace(line)
-		default:
-			in = false
-			continue
-		}
-		out = append(out, regexp.MustCompile(strings.ReplaceAll(rest, "<HOST>", `(?P<host>[0-9A-Fa-f.:]+)`)))
-	}
-	if len(out) == 0 {
-		t.Fatalf("no failregex in %s", path)
-	}
-	return out
-}
-
-// Fail2banHosts applies the filter res (Fail2banFilter) to each line of
-// log and returns the host of every line it matches, in order: what
-// fail2ban would count against each client.
-func Fail2banHosts(res []*regexp.Regexp, log string) []string {
-	var hosts []string
-	for _, line := range strings.Split(log, "\n") {
-		for _, re := range res {
-			if m := re.FindStringSubmatch(line); m != nil {
-				hosts = append(hosts, m[re.SubexpIndex("host")])
-				break
-			}
-		}
-	}
-	return hosts
 }
 
 // QuickThrottle is a throttle with o's limits but a microsecond's delay

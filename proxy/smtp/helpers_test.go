@@ -206,10 +206,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		sessions: &proxy.Registry{}, upEntered: make(chan struct{}, 1), logs: &proxytest.LogBuffer{}, addrs: make(map[proxy.TLSMode]string),
 		clientTC: &tls.Config{ServerName: "localhost", RootCAs: pool}, meter: &relayMeter{},
 	}
-	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if cfg.jsonLog {
-		logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := proxytest.FormatLogger(cfg.jsonLog, e.logs, slog.LevelDebug)
 	e.up = devup.NewSMTP(&devup.SMTPOptions{
 		Verify: func(user, token string) error {
 			if hold := e.upHold.Load(); hold != nil {
