@@ -146,3 +146,13 @@ func mustToken(t testing.TB, m *Manager, mailbox string) string {
 	}
 	return tok
 }
+
+// pausedToken starts m.Token for mailbox and returns once its refresh is
+// at srv and held there: resume lets it go on, done gets Token's error.
+func pausedToken(srv *fakeidp.Server, m *Manager, mailbox string) (resume func(), done <-chan error) {
+	held, resume := srv.Pause()
+	errs := make(chan error, 1)
+	go func() { _, err := m.Token(context.Background(), mailbox); errs <- err }()
+	<-held
+	return resume, errs
+}

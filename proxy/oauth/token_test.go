@@ -187,11 +187,8 @@ func TestSlowRefreshDoesNotBlockOthers(t *testing.T) {
 	}
 	m := newManager(t, delegatedOptions(srv, store))
 	tb := mustToken(t, m, bob)
-	held, resume := srv.Pause()
+	resume, done := pausedToken(srv, m, alice)
 	defer resume()
-	done := make(chan error, 1)
-	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
-	<-held
 	if got := mustToken(t, m, bob); got != tb { // would hang if blocked
 		t.Fatalf("bob's token changed")
 	}
@@ -289,10 +286,7 @@ func TestRelinkDuringRefresh(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, nil)
 	m, store := linked(t, srv, alice)
-	held, resume := srv.Pause()
-	done := make(chan error, 1)
-	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
-	<-held
+	resume, done := pausedToken(srv, m, alice)
 	srv.RevokeRefreshTokens(alice)
 	store.SaveRefreshToken(msKey, alice, srv.IssueRefreshToken(alice))
 	resume()
@@ -347,10 +341,7 @@ func TestUnlinkDuringRefresh(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, nil)
 	m, store := linked(t, srv, alice)
-	held, resume := srv.Pause()
-	done := make(chan error, 1)
-	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
-	<-held
+	resume, done := pausedToken(srv, m, alice)
 	store.mu.Lock() // account unlink: the store forgets the grant, then Forget
 	delete(store.tokens, msKey+"/"+alice)
 	delete(store.access, msKey+"/"+alice)
@@ -375,10 +366,7 @@ func TestRelinkDuringSuccessfulRefresh(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, nil)
 	m, store := linked(t, srv, alice)
-	held, resume := srv.Pause()
-	done := make(chan error, 1)
-	go func() { _, err := m.Token(context.Background(), alice); done <- err }()
-	<-held
+	resume, done := pausedToken(srv, m, alice)
 	fresh := srv.IssueRefreshToken(alice)
 	store.SaveRefreshToken(msKey, alice, fresh)
 	resume()
